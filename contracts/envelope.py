@@ -1,0 +1,146 @@
+"""CloudEvents 1.0 in Kafka binary mode: ``ce_*`` headers, JSON data, W3C ``traceparent`` header.
+
+Encoding and decoding go through the CloudEvents SDK's Kafka binding; this module adds Gridline's
+rules (subject = case id = Kafka key, type names from contracts.events, upcasting, validation).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import ValidationError
+
+from contracts.events import CaseEvent, event_class_for, upcast
+
+_FORMAT = JSONFormat()
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+class ContractError(ValueError):
+    """A message on the log that does not honour the contract (it goes to the dead-letter topic)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded event: its CloudEvents attributes and its validated payload."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    event: CaseEvent
+    trace_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A Kafka message ready to publish: what the outbox stores and the relay sends."""
+
+    event_id: str
+    topic: str
+    key: str
+    headers: list[tuple[str, bytes]]
+    value: bytes
+    type: str
+
+
+def encode_event(
+    event: CaseEvent,
+    *,
+    source: str,
+    topic: str,
+    trace_headers: dict[str, str] | None = None,
+    event_id: str | None = None,
+) -> OutboundMessage:
+    """Wrap a payload in a CloudEvent and encode it in Kafka binary mode."""
+    ce = CloudEvent(
+        attributes={
+            "id": event_id or str(uuid.uuid4()),
+            "source": source,
+            "type": event.type_name(),
+            "subject": event.case_id,
+            "time": datetime.now(UTC),
+            "datacontenttype": "application/json",
+            "partitionkey": event.case_id,
+        },
+        data=event.model_dump(mode="json"),
+    )
+    message = to_binary(ce, _FORMAT)
+    headers = [(name, value) for name, value in message.headers.items() if name != "ce_partitionkey"]
+    for name, value in (trace_headers or {}).items():
+        if name in TRACE_HEADERS:
+            headers.append((name, value.encode()))
+    return OutboundMessage(
+        event_id=str(ce.get_id()),
+        topic=topic,
+        key=event.case_id,
+        headers=headers,
+        value=orjson.dumps(event.model_dump(mode="json")),
+        type=event.type_name(),
+    )
+
+
+def decode_message(
+    key: bytes | None, headers: list[tuple[str, bytes]] | tuple, value: bytes | None
+) -> Envelope:
+    """Decode and validate one Kafka record; raise ContractError saying exactly what is wrong."""
+    header_map: dict[str, bytes] = {name: val for name, val in headers if val is not None}
+    if "ce_specversion" not in header_map:
+        raise ContractError("not-a-cloudevent", "missing ce_specversion header")
+    if value is None:
+        raise ContractError("empty-value", "record has no value")
+    try:
+        ce = from_binary(KafkaMessage(headers=header_map, key=key, value=value), _FORMAT)
+    except Exception as exc:  # the SDK raises several types for bad attributes or bodies
+        raise ContractError("bad-envelope", f"{type(exc).__name__}: {exc}") from exc
+    data = ce.get_data()
+    if isinstance(data, bytes | str):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ContractError("bad-json", str(exc)) from exc
+    if not isinstance(data, dict):
+        raise ContractError("bad-json", "event data is not a JSON object")
+    type_name, data = upcast(str(ce.get_type()), data)
+    cls = event_class_for(type_name)
+    if cls is None:
+        raise ContractError("unknown-type", type_name)
+    try:
+        event = cls.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError("invalid-payload", _summarise(exc)) from exc
+    subject = ce.get_subject()
+    if subject is not None and subject != event.case_id:
+        raise ContractError("subject-mismatch", f"subject {subject!r} != case_id {event.case_id!r}")
+    time = ce.get_time() or event.occurred_at
+    trace = {name: header_map[name].decode() for name in TRACE_HEADERS if name in header_map}
+    return Envelope(
+        id=str(ce.get_id()),
+        type=type_name,
+        source=str(ce.get_source()),
+        subject=event.case_id,
+        time=time,
+        event=event,
+        trace_headers=trace,
+    )
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts: list[Any] = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,133 @@
+"""Case event payloads. Frozen, additive evolution, unknown fields ignored by consumers.
+
+Each class names its CloudEvents ``type`` (``gridline.case.<name>.v<version>``). A breaking change is a
+new class with a higher ``version`` and an upcaster from the old one (see ``UPCASTERS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+
+
+class Contract(BaseModel):
+    """Base of every payload: immutable, tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class CaseEvent(Contract):
+    """A fact about one case. ``case_id`` is also the Kafka key and the CloudEvents subject."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    producer: ClassVar[str]
+
+    case_id: Annotated[str, Field(min_length=1, max_length=64)]
+    occurred_at: AwareDatetime
+    actor: Annotated[str, Field(description="Who caused the event: a system, operator or department id.")]
+
+    @classmethod
+    def type_name(cls) -> str:
+        return f"gridline.case.{cls.name}.v{cls.version}"
+
+
+class CaseSource(StrEnum):
+    HOTLINE = "hotline"  # 12345 热线
+    GRID = "grid"  # 网格员上报
+    OPEN311 = "open311"  # Open311 GeoReport v2 clients
+
+
+class AppealType(StrEnum):
+    """12345 appeal types (诉求类型)."""
+
+    CONSULTATION = "consultation"  # 咨询
+    HELP = "help"  # 求助
+    COMPLAINT = "complaint"  # 投诉
+    REPORT = "report"  # 举报
+    SUGGESTION = "suggestion"  # 建议
+    PRAISE = "praise"  # 表扬
+
+
+class Urgency(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class CoordinateSystem(StrEnum):
+    WGS84 = "WGS84"
+    GCJ02 = "GCJ02"  # AMap, Tencent
+    BD09 = "BD09"  # Baidu
+
+
+class Location(Contract):
+    """A point. ``lat``/``lon`` are WGS84; ``reported_crs`` records what the source sent."""
+
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    reported_crs: CoordinateSystem = CoordinateSystem.WGS84
+
+
+class CitizenContact(Contract):
+    """What events may say about a citizen: masked values and an opaque reference into intake's vault."""
+
+    name_masked: str | None = None
+    phone_masked: str | None = None
+    citizen_ref: Annotated[
+        str | None, Field(description="Opaque id of the contact in intake's PII vault.")
+    ] = None
+
+
+class CaseReceived(CaseEvent):
+    """An appeal entered Gridline (受理) and became a case."""
+
+    name: ClassVar[str] = "received"
+    producer: ClassVar[str] = "intake"
+
+    source: CaseSource
+    external_id: Annotated[str, Field(description="The source system's own id (e.g. 12345 order number).")]
+    received_at: AwareDatetime
+    appeal_type: AppealType | None = None
+    category_code: str | None = None
+    title: str | None = None
+    description: str
+    address: str | None = None
+    location: Location | None = None
+    urgency: Urgency = Urgency.NORMAL
+    reply_required: bool = True
+    citizen: CitizenContact = CitizenContact()
+    attachments: tuple[HttpUrl, ...] = ()
+    resolved_on_spot: bool = Field(False, description="Grid member fixed it at once (即知即改).")
+
+
+class CaseClosed(CaseEvent):
+    """The case is finished (办结)."""
+
+    name: ClassVar[str] = "closed"
+    producer: ClassVar[str] = "intake"
+
+    reason: Literal["resolved_on_spot", "citizen_satisfied", "no_feedback", "withdrawn", "duplicate"]
+    note: str | None = None
+
+
+EVENT_CLASSES: tuple[type[CaseEvent], ...] = (CaseReceived, CaseClosed)
+EVENT_TYPES: dict[str, type[CaseEvent]] = {cls.type_name(): cls for cls in EVENT_CLASSES}
+
+# type name of an old version -> (new type name, function turning the old payload into the new one)
+UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+
+def event_class_for(type_name: str) -> type[CaseEvent] | None:
+    """The payload class for a CloudEvents type, after following upcasters; None if unknown."""
+    return EVENT_TYPES.get(type_name)
+
+
+def upcast(type_name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Follow the upcaster chain from an old type version to the newest one."""
+    while type_name in UPCASTERS:
+        type_name, step = UPCASTERS[type_name]
+        data = step(data)
+    return type_name, data

@@ -1,0 +1,67 @@
+"""Database access: one async engine per service, and the tables every service shares (outbox, inbox)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from runtime.settings import ServiceSettings
+
+# Tables the runtime owns inside each service's database. Each service's first Alembic migration creates
+# them through runtime.migrations.create_runtime_tables(), so they live beside the service's own tables.
+runtime_metadata = sa.MetaData()
+
+outbox = sa.Table(
+    "outbox",
+    runtime_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.Text, nullable=False, unique=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("headers", JSONB, nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+)
+sa.Index("outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+
+# One row per event a consumer has taken in: the idempotency record written in the same transaction as
+# the event's effect, so a redelivered event is recognised and skipped.
+inbox = sa.Table(
+    "inbox",
+    runtime_metadata,
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),  # applied | dead-lettered
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+# Highest offset whose effect is committed, per consumer and partition: the consumer's position,
+# also what read-your-writes waits on.
+tracking = sa.Table(
+    "tracking",
+    runtime_metadata,
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+
+def create_engine(settings: ServiceSettings) -> AsyncEngine:
+    """The service's async engine (asyncpg), pool sized for small boxes."""
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )

@@ -1,0 +1,156 @@
+"""Transactional outbox: events are written with the state change, then a relay publishes them.
+
+``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` claims unpublished rows with
+``FOR UPDATE SKIP LOCKED`` (so several replicas can run), publishes them with the idempotent producer,
+waits for every acknowledgement, and marks them published in the same transaction as the claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import structlog
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+from prometheus_client import Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.envelope import OutboundMessage
+from runtime.db import outbox
+
+log = structlog.get_logger(__name__)
+tracer = trace.get_tracer("gridline.outbox")
+
+PUBLISHED = Counter("gridline_outbox_published_total", "Events published by the outbox relay", ["event_type"])
+BACKLOG = Gauge("gridline_outbox_backlog", "Unpublished outbox rows seen at the last claim")
+OLDEST_AGE = Gauge("gridline_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
+
+
+def current_trace_headers() -> dict[str, str]:
+    """W3C trace context of the current span, to be carried with an event."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier
+
+
+async def enqueue(conn: AsyncConnection, messages: Sequence[OutboundMessage]) -> None:
+    """Store messages in the outbox inside the caller's open transaction (idempotent by event id)."""
+    if not messages:
+        return
+    stmt = (
+        sa.dialects.postgresql.insert(outbox)
+        .values(
+            [
+                {
+                    "event_id": m.event_id,
+                    "topic": m.topic,
+                    "key": m.key,
+                    "event_type": m.type,
+                    "headers": [[name, value.decode()] for name, value in m.headers],
+                    "value": m.value,
+                }
+                for m in messages
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    await conn.execute(stmt)
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in claim order; safe to run in several replicas."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self._engine = engine
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self.healthy = True
+
+    def wake(self) -> None:
+        """Tell the relay new rows were committed (saves waiting for the next poll)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set; back off on errors, never give up."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                published = await self.publish_batch()
+                self.healthy = True
+                backoff = 0.5
+            except Exception as exc:
+                self.healthy = False
+                log.warning("outbox.publish_failed", error=str(exc), error_type=type(exc).__name__)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if published < self._batch_size:
+                self._wake.clear()
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiter.cancel()
+                stopper.cancel()
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and mark one batch; returns how many rows were published."""
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        outbox.c.id,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.event_type,
+                        outbox.c.headers,
+                        outbox.c.value,
+                        outbox.c.created_at,
+                    )
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                BACKLOG.set(0)
+                OLDEST_AGE.set(0)
+                return 0
+            BACKLOG.set(len(rows))
+            now = (await conn.execute(sa.select(sa.func.now()))).scalar_one()
+            OLDEST_AGE.set(max(0.0, (now - rows[0].created_at).total_seconds()))
+            futures = []
+            for row in rows:
+                headers = [(name, value.encode()) for name, value in row.headers]
+                futures.append(
+                    await self._producer.send(row.topic, row.value, key=row.key.encode(), headers=headers)
+                )
+            await asyncio.gather(*futures)
+            await conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.id.in_([row.id for row in rows]))
+                .values(published_at=sa.func.now(), attempts=outbox.c.attempts + 1)
+            )
+            for row in rows:
+                PUBLISHED.labels(row.event_type).inc()
+            return len(rows)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,207 @@
+"""The composition every service shares: database, producer, outbox relay, consumers, HTTP app.
+
+A service's bootstrap builds a ``ServiceRuntime`` and hands it its routers and its event handler;
+``serve`` applies the service's migrations and runs uvicorn. Health, readiness and metrics endpoints,
+problem+json errors, logging and tracing come with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runtime import kafka, migrations
+from runtime.consumer import EventConsumer, Handler
+from runtime.db import create_engine
+from runtime.logging import configure_logging
+from runtime.outbox import OutboxRelay
+from runtime.problems import install_problem_handlers
+from runtime.settings import ServiceSettings
+from runtime.telemetry import configure_telemetry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ConsumerSpec:
+    """One consumer group of a service: its name (= group id), topics and handler."""
+
+    name: str
+    topics: Sequence[str]
+    handler: Handler
+
+
+@dataclass
+class ServiceRuntime:
+    """Live infrastructure of one service process."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    consumers: list[EventConsumer] = field(default_factory=list)
+    ready: bool = False
+
+    @classmethod
+    def build(cls, settings: ServiceSettings) -> ServiceRuntime:
+        engine = create_engine(settings)
+        producer = kafka.create_producer(
+            settings.kafka_bootstrap_servers, f"gridline-{settings.service_name}"
+        )
+        relay = OutboxRelay(
+            engine,
+            producer,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+        return cls(settings=settings, engine=engine, producer=producer, relay=relay)
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` of events this service emits."""
+        return f"/gridline/{self.settings.service_name}"
+
+
+def create_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    consumers: Sequence[ConsumerSpec] = (),
+    extra_topics: Callable[[], dict[str, int]] | None = None,
+) -> FastAPI:
+    """The FastAPI app of a service, with lifespan-managed producer, relay and consumers."""
+    settings = runtime.settings
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    configure_telemetry(settings.service_name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        await kafka.wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=120)
+        topics = {settings.case_events_topic: settings.case_events_partitions}
+        topics[kafka.dlq_topic(settings.case_events_topic)] = 1
+        if extra_topics:
+            topics.update(extra_topics())
+        await kafka.ensure_topics(
+            settings.kafka_bootstrap_servers,
+            topics,
+            replication_factor=settings.kafka_replication_factor,
+            retention_forever=frozenset({settings.case_events_topic}),
+        )
+        await runtime.producer.start()
+        tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
+        for spec in consumers:
+            client = kafka.create_consumer(settings.kafka_bootstrap_servers, spec.name, *spec.topics)
+            await client.start()
+            consumer = EventConsumer(
+                name=spec.name,
+                consumer=client,
+                producer=runtime.producer,
+                engine=runtime.engine,
+                handler=spec.handler,
+                batch_size=settings.consumer_batch_size,
+                fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
+            )
+            runtime.consumers.append(consumer)
+            task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
+            task.add_done_callback(_crash_on_failure)
+            tasks.append(task)
+        runtime.ready = True
+        log.info("service.started", port=settings.http_port, consumers=[c.name for c in runtime.consumers])
+        try:
+            yield
+        finally:
+            runtime.ready = False
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for consumer in runtime.consumers:
+                await consumer._consumer.stop()
+            await runtime.producer.stop()
+            await runtime.engine.dispose()
+            log.info("service.stopped")
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.state.runtime = runtime
+    app.include_router(_health_router(runtime))
+    for router in routers:
+        app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+    return app
+
+
+def _crash_on_failure(task: asyncio.Task) -> None:
+    """A consumer that died of a bug must not leave a live-looking process: stop and let the supervisor
+    restart us (crash-only)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.error("service.consumer_crashed", task=task.get_name(), error=repr(task.exception()))
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _health_router(runtime: ServiceRuntime) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "service": runtime.settings.service_name}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: database reachable, Kafka producer connected, consumers assigned."""
+        checks: dict[str, str] = {}
+        try:
+            async with runtime.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(sa.text("SELECT 1")), timeout=2)
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["kafka"] = "ok" if runtime.ready and runtime.relay.healthy else "error: not connected"
+        for consumer in runtime.consumers:
+            status = consumer.status
+            if status.last_error:
+                checks[f"consumer:{consumer.name}"] = f"error: {status.last_error[:200]}"
+            elif not status.assigned:
+                checks[f"consumer:{consumer.name}"] = "waiting: no partitions assigned"
+            else:
+                checks[f"consumer:{consumer.name}"] = f"ok: {status.assigned} partitions"
+        ok = runtime.ready and all(v.startswith("ok") for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not-ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    return router
+
+
+def serve(settings: ServiceSettings, app_factory: Callable[[Any], FastAPI], migrations_dir: Path) -> None:
+    """Entry point of ``python -m services.<name>``: migrate, then serve HTTP (uvloop where present)."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    if settings.run_migrations_on_start:
+        migrations.upgrade(migrations_dir, settings.database_url)
+        log.info("service.migrated", database=settings.database_name)
+    uvicorn.run(
+        app_factory(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )

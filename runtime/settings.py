@@ -1,0 +1,62 @@
+"""Settings base shared by every service (pydantic-settings, environment prefix ``GRIDLINE_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CASE_EVENTS_TOPIC = "gridline.case-events"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set ``service_name``, ``http_port`` and ``database_name``.
+
+    Every field can be set from the environment as ``GRIDLINE_<FIELD>`` (for example
+    ``GRIDLINE_KAFKA_BOOTSTRAP_SERVERS``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GRIDLINE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment; production refuses development defaults."
+    )
+    service_name: str = Field(..., description="Service name used in logs, traces and CloudEvents source.")
+    http_host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    http_port: int = Field(..., description="HTTP port of this service.")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    postgres_url: str = Field(
+        "postgresql://gridline@127.0.0.1:55432",
+        description="PostgreSQL server URL without a database; the service appends its own database name.",
+    )
+    database_name: str = Field(..., description="This service's own database.")
+    case_events_topic: str = Field(CASE_EVENTS_TOPIC, description="The case event log topic.")
+    case_events_partitions: int = Field(6, description="Partitions of the case event log when created.")
+    kafka_replication_factor: int = Field(1, description="Replication factor of topics this service creates.")
+    consumer_batch_size: int = Field(500, description="Most events a consumer handles in one transaction.")
+    outbox_batch_size: int = Field(500, description="Most outbox rows the relay publishes in one claim.")
+    outbox_poll_interval_s: float = Field(0.2, description="Relay poll interval when no write woke it.")
+    db_pool_size: int = Field(5, description="SQLAlchemy connection pool size (2-core boxes need few).")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_json: bool = Field(True, description="Emit JSON log lines (structlog); false gives console lines.")
+    run_migrations_on_start: bool = Field(True, description="Apply Alembic migrations before serving.")
+    fault_exit_after_db_commit: int = Field(
+        0,
+        description=(
+            "Fault injection for tests: hard-exit the process right after the N-th consumer database "
+            "commit and before the Kafka offset commit. 0 disables it. Refused in production."
+        ),
+    )
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy async URL of this service's database."""
+        base = self.postgres_url.rstrip("/")
+        if base.startswith("postgresql://"):
+            base = "postgresql+asyncpg://" + base.removeprefix("postgresql://")
+        return f"{base}/{self.database_name}"
+
+    def model_post_init(self, __context: object) -> None:
+        if self.environment == "production" and self.fault_exit_after_db_commit:
+            raise ValueError("fault injection is not allowed in production")

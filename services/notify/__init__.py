@@ -1,0 +1,1 @@
+"""Notify: Tells departments, grid members, supervisors and citizens what happened."""

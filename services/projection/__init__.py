@@ -1,0 +1,1 @@
+"""Projection: read models built from the case event log, and the operators' query API."""

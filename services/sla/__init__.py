@@ -1,0 +1,1 @@
+"""Sla: Sets deadlines on the Chinese working calendar, warns and escalates."""
