@@ -1,0 +1,1 @@
+"""Developer tooling: local infrastructure, running the whole system, seeding."""

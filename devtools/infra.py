@@ -82,8 +82,11 @@ def ensure_kafka_jars() -> Path:
         if not (shutil.which("java") and shutil.which("mvn")):
             raise RuntimeError("java and mvn are needed: apt-get install -y default-jdk-headless maven")
         shutil.rmtree(libs, ignore_errors=True)
-        goal = ["dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={libs}"]
-        subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(KAFKA_POM), *goal], check=True)
+        print(f"fetching the Kafka jars into {libs} ...", file=sys.stderr, flush=True)
+        mvn = ["mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies", "-DincludeScope=runtime"]
+        done = subprocess.run([*mvn, f"-DoutputDirectory={libs}"], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"mvn failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         marker.write_text("\n".join(sorted(p.name for p in libs.glob("*.jar"))) + "\n")
         return libs
 
@@ -278,14 +281,21 @@ class LocalPostgres(_Server):
 
     def create_databases(self, names: Iterable[str]) -> list[str]:
         """CREATE DATABASE for each missing name; return the names created."""
-        return create_databases(self.host, self.port, list(names), self.user)
+        return create_databases_at(self.dsn(""), names)
 
 
-def create_databases(host: str, port: int, names: list[str], user: str = PG_ROLE) -> list[str]:
-    """Create the missing databases among `names` (idempotent); return the ones created."""
+def _server_url(url: str) -> str:
+    """`postgresql://user@host:port[/db]` (or `host:port`) -> the URL of its `postgres` database."""
+    url = url if "://" in url else f"postgresql://{PG_ROLE}@{url}"
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/')[0]}/postgres"
+
+
+def create_databases_at(url: str, names: Iterable[str]) -> list[str]:
+    """Create the missing databases among `names` on the server at `url` (idempotent); return the new."""
 
     async def create() -> list[str]:
-        conn = await asyncpg.connect(host=host, port=port, user=user, database="postgres")
+        conn = await asyncpg.connect(_server_url(url))
         created = []
         try:
             for name in names:
@@ -300,11 +310,16 @@ def create_databases(host: str, port: int, names: list[str], user: str = PG_ROLE
     return _run_async(create)
 
 
-def wait_postgres(host: str, port: int, timeout: float = 60.0, process: Process | None = None) -> str:
-    """Block until role gridline can connect to database postgres; return `SHOW server_version`."""
+def create_databases(port: int, names: Iterable[str], host: str = HOST) -> list[str]:
+    """`create_databases_at` for the local server on host:port as role gridline."""
+    return create_databases_at(f"{host}:{port}", names)
+
+
+def postgres_server_version(url: str, timeout: float = 60.0, process: Process | None = None) -> str:
+    """Block until the server at `url` (or `host:port`) accepts connections; return its `server_version`."""
 
     async def probe() -> str:
-        conn = await asyncpg.connect(host=host, port=port, user=PG_ROLE, database="postgres", timeout=2)
+        conn = await asyncpg.connect(_server_url(url), timeout=2)
         try:
             return str(await conn.fetchval("SHOW server_version"))
         finally:
@@ -357,7 +372,7 @@ def start_postgres(datadir: Path, port: int, fresh: bool = False, fast_unsafe: b
     log = datadir.resolve().with_name(datadir.name + ".log")
     process = _spawn(cmd, log, _server_user(), signal.SIGINT)
     pg = LocalPostgres(host=HOST, port=port, process=process, log_file=log)
-    pg._started(lambda: setattr(pg, "version", wait_postgres(HOST, port, 60.0, process)))
+    pg._started(lambda: setattr(pg, "version", postgres_server_version(pg.dsn(), 60.0, process)))
     return pg
 
 
@@ -401,7 +416,7 @@ def start_with_testcontainers(timeout: float = 180.0) -> tuple[LocalKafka, Local
     def pg_ready() -> None:
         pc.start()
         pg.host, pg.port = pc.get_container_host_ip(), int(pc.get_exposed_port(5432))
-        pg.version = wait_postgres(pg.host, pg.port, timeout)
+        pg.version = postgres_server_version(pg.dsn(), timeout)
 
     try:
         pg._started(pg_ready)
@@ -411,9 +426,25 @@ def start_with_testcontainers(timeout: float = 180.0) -> tuple[LocalKafka, Local
     return kafka, pg
 
 
+def fetch() -> tuple[Path, Path]:
+    """Ensure the Kafka jars and the PostgreSQL binaries (CI setup, `make run`); return both dirs."""
+    return ensure_kafka_jars(), ensure_postgres_bindir()
+
+
+def wait_until_ready(kafka: str | None = None, postgres: str | None = None, timeout: float = 120.0) -> None:
+    """Block until Kafka (bootstrap servers) and PostgreSQL (URL or host:port) are ready, within `timeout`."""
+    deadline = time.monotonic() + timeout
+    if kafka:
+        wait_kafka(kafka, timeout)
+    if postgres:
+        postgres_server_version(postgres, max(1.0, deadline - time.monotonic()))
+
+
 def _exec(cmd: list[str], user: pwd.struct_passwd | None = None) -> None:
     sys.stdout.flush()
     os.chdir("/")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a shell's `cmd &` ignores SIGINT; the server must not
+        signal.signal(sig, signal.SIG_DFL)
     if user:
         os.setgroups([])
         os.setgid(user.pw_gid)
@@ -437,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fast-unsafe", action="store_true", help="fsync off (throwaway data only)")
     w = sub.add_parser("wait", help="block until the servers are ready")
     w.add_argument("--kafka", metavar="HOST:PORT")
-    w.add_argument("--postgres", metavar="HOST:PORT")
+    w.add_argument("--postgres", metavar="HOST:PORT|URL")
     w.add_argument("--timeout", type=float, default=120.0)
     c = sub.add_parser("createdbs", help="create the missing databases")
     c.add_argument("--host", default=HOST)
@@ -446,21 +477,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.cmd == "fetch":
-        print(f"kafka jars: {ensure_kafka_jars()}\npostgresql: {ensure_postgres_bindir()}")
+        print("kafka jars: {}\npostgresql: {}".format(*fetch()))
     elif args.cmd == "kafka":
         _exec(prepare_kafka(args.workdir, args.port, args.controller_port, args.fresh))
     elif args.cmd == "postgres":
         _exec(prepare_postgres(args.datadir, args.port, fast_unsafe=args.fast_unsafe), _server_user())
     elif args.cmd == "wait":
         started = time.monotonic()
-        if args.kafka:
-            wait_kafka(args.kafka, args.timeout)
-        if args.postgres:
-            host, _, port = args.postgres.rpartition(":")
-            wait_postgres(host or HOST, int(port), max(1.0, args.timeout - (time.monotonic() - started)))
+        wait_until_ready(args.kafka, args.postgres, args.timeout)
         print(f"ready after {time.monotonic() - started:.1f}s")
     else:
-        created = create_databases(args.host, args.port, args.names)
+        created = create_databases(args.port, args.names, args.host)
         print(f"created: {' '.join(created) or '(none; all exist)'}")
 
 

@@ -138,6 +138,7 @@ def create_app(
             log.info("service.stopped")
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.add_middleware(ForwardedPrefixMiddleware)
     install_problem_handlers(app)
     app.state.runtime = runtime
     app.include_router(_health_router(runtime))
@@ -145,6 +146,21 @@ def create_app(
         app.include_router(router)
     app.mount("/metrics", make_asgi_app())
     return app
+
+
+class ForwardedPrefixMiddleware:
+    """Honour the gateway's X-Forwarded-Prefix so /docs works both directly and under /services/<name>/."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"x-forwarded-prefix":
+                    scope = dict(scope, root_path=value.decode("latin-1").rstrip("/"))
+                    break
+        await self.app(scope, receive, send)
 
 
 def _crash_on_failure(task: asyncio.Task) -> None:

@@ -1,0 +1,142 @@
+"""``make run``: the whole system on this machine, supervised by honcho.
+
+Kafka, PostgreSQL, the nginx gateway and the five services run as honcho processes from a generated
+Procfile; a ``demo`` process waits for the gateway, seeds sample cases, prints the URLs, then keeps a
+gentle trickle of new cases flowing so the system looks alive. Ctrl-C stops everything.
+
+Sub-commands used inside the Procfile: ``service NAME`` (wait for infrastructure, create the service's
+database, then become the service) and ``demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from devtools import infra
+from devtools.system import REPO, SERVICES
+
+RUN_DIR = REPO / ".local" / "run"
+KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, GATEWAY_PORT = 9092, 9093, 55432, 8080
+POSTGRES_URL = f"postgresql://gridline@127.0.0.1:{POSTGRES_PORT}"
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def write_nginx_conf() -> Path:
+    template = (REPO / "deploy" / "nginx" / "gridline.conf.template").read_text()
+    values = {f"{name.upper()}_PORT": str(port) for name, port in SERVICES.items()}
+    values.update(RUN_DIR=str(RUN_DIR), GATEWAY_PORT=str(_env_int("GRIDLINE_GATEWAY_PORT", GATEWAY_PORT)))
+    conf = RUN_DIR / "nginx.conf"
+    conf.write_text(string.Template(template).substitute(values))
+    return conf
+
+
+def write_procfile() -> Path:
+    py = sys.executable
+    lines = [
+        f"kafka: {py} -m devtools.infra kafka --port {KAFKA_PORT} --controller-port {KAFKA_CONTROLLER_PORT} "
+        f"--workdir {RUN_DIR / 'kafka'}",
+        f"postgres: {py} -m devtools.infra postgres --port {POSTGRES_PORT} --datadir {RUN_DIR / 'postgres'}",
+        f"gateway: {shutil.which('nginx') or '/usr/sbin/nginx'} -p {RUN_DIR} -c {write_nginx_conf()}",
+    ]
+    lines += [f"{name}: {py} -m devtools.run service {name}" for name in SERVICES]
+    lines.append(f"demo: {py} -m devtools.run demo")
+    procfile = RUN_DIR / "Procfile"
+    procfile.write_text("\n".join(lines) + "\n")
+    return procfile
+
+
+def run_all() -> int:
+    """Prepare, then hand over to honcho until Ctrl-C."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    infra.fetch()
+    procfile = write_procfile()
+    env = dict(os.environ, GRIDLINE_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{KAFKA_PORT}", GRIDLINE_POSTGRES_URL=POSTGRES_URL)
+    env.setdefault("GRIDLINE_LOG_JSON", "false")
+    honcho = Path(sys.executable).parent / "honcho"
+    try:
+        return subprocess.call([str(honcho), "start", "-f", str(procfile), "-d", str(REPO)], env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_service(name: str) -> None:
+    """Wait for Kafka and PostgreSQL, make sure the database exists, then exec the service."""
+    infra.wait_until_ready(kafka=f"127.0.0.1:{KAFKA_PORT}", postgres=f"127.0.0.1:{POSTGRES_PORT}", timeout=180)
+    infra.create_databases(POSTGRES_PORT, [f"gridline_{name}"])
+    os.execv(sys.executable, [sys.executable, "-m", f"services.{name}"])
+
+
+def run_demo() -> None:
+    """Seed sample cases through the gateway, print where to look, then trickle new cases."""
+    from devtools import sample
+
+    gateway = f"http://127.0.0.1:{_env_int('GRIDLINE_GATEWAY_PORT', GATEWAY_PORT)}"
+    for name, port in SERVICES.items():
+        _wait_http(f"http://127.0.0.1:{port}/readyz", 240, name)
+    _wait_http(f"{gateway}/", 30, "gateway")
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        case_ids = [sample.post_hotline_case(client, i) for i in range(20)]
+        print_banner(gateway, case_ids)
+        i = 20
+        while True:
+            time.sleep(_env_int("GRIDLINE_DEMO_INTERVAL_S", 30))
+            sample.post_hotline_case(client, i)
+            i += 1
+
+
+def print_banner(gateway: str, case_ids: list[str]) -> None:
+    lines = [
+        "",
+        "Gridline is running.",
+        f"  gateway            {gateway}/",
+        f"  cases (operators)  {gateway}/v1/cases",
+        f"  one sample case    {gateway}/v1/cases/{case_ids[-1]}",
+        f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline -H 'content-type: application/json' -d @docs/examples/hotline-order.json",
+    ]
+    lines += [f"  {name:<18} http://127.0.0.1:{port}/docs  (also {gateway}/services/{name}/docs)" for name, port in SERVICES.items()]
+    lines += [f"  kafka              127.0.0.1:{KAFKA_PORT}", f"  postgresql         {POSTGRES_URL}", f"  seeded {len(case_ids)} sample cases; Ctrl-C stops everything.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _wait_http(url: str, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"{what} did not become ready at {url} within {timeout}s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    service = sub.add_parser("service", help="run one service once its infrastructure is up")
+    service.add_argument("name", choices=sorted(SERVICES))
+    sub.add_parser("demo", help="seed sample cases and keep a trickle flowing")
+    args = parser.parse_args()
+    if args.command == "service":
+        run_service(args.name)
+    elif args.command == "demo":
+        run_demo()
+    else:
+        return run_all()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Start the five services as real processes against given Kafka and PostgreSQL endpoints.
+
+Used by the e2e test fixture and by benchmarks; ``make run`` uses honcho with the same commands.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES: dict[str, int] = {"intake": 8001, "routing": 8002, "sla": 8003, "notify": 8004, "projection": 8005}
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServiceProcess:
+    """One service process with its own log file."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no commit, the way a crash looks."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM and wait for a graceful exit (SIGKILL after ``timeout``)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s: {last}; see {self.log_path}")
+
+
+@dataclass
+class LocalSystem:
+    """All five services, configured for one set of infrastructure endpoints."""
+
+    kafka_bootstrap: str
+    postgres_url: str
+    log_dir: Path
+    port_offset: int = 0
+    topic_suffix: str = ""
+    database_suffix: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def case_events_topic(self) -> str:
+        return f"gridline.case-events{self.topic_suffix}"
+
+    def database_name(self, service: str) -> str:
+        return f"gridline_{service}{self.database_suffix}"
+
+    def env_for(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLINE_")}
+        env.update(
+            GRIDLINE_KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
+            GRIDLINE_POSTGRES_URL=self.postgres_url,
+            GRIDLINE_DATABASE_NAME=self.database_name(service),
+            GRIDLINE_HTTP_PORT=str(SERVICES[service] + self.port_offset),
+            GRIDLINE_CASE_EVENTS_TOPIC=self.case_events_topic,
+            GRIDLINE_ENVIRONMENT="test",
+            GRIDLINE_OUTBOX_POLL_INTERVAL_S="0.05",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def process(self, service: str, **overrides: str) -> ServiceProcess:
+        env = self.env_for(service)
+        env.update(overrides)
+        proc = ServiceProcess(
+            name=service,
+            port=SERVICES[service] + self.port_offset,
+            env=env,
+            log_path=self.log_dir / f"{service}.log",
+        )
+        self.services[service] = proc
+        return proc
+
+    def start(self, names: list[str] | None = None, timeout: float = 120) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        started = [self.process(name) for name in (names or list(SERVICES))]
+        for proc in started:
+            proc.start()
+        for proc in started:
+            proc.wait_ready(timeout)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{SERVICES[service] + self.port_offset}"
+
+    def stop(self) -> dict[str, int | None]:
+        return {name: proc.stop() for name, proc in self.services.items()}

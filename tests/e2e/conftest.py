@@ -1,0 +1,47 @@
+"""The running system: all five services as real processes on the test infrastructure.
+
+Databases and topics carry the run id, so a run never meets another run's state even on shared servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from devtools.system import SERVICES, LocalSystem
+from tests.conftest import TEST_DIR
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def system(infrastructure) -> Iterator[LocalSystem]:
+    running = LocalSystem(
+        kafka_bootstrap=infrastructure.kafka_bootstrap,
+        postgres_url=infrastructure.postgres_url,
+        log_dir=TEST_DIR / "logs" / infrastructure.run_id,
+        port_offset=10000,
+        topic_suffix=f".e2e{infrastructure.run_id}",
+        database_suffix=f"_e2e{infrastructure.run_id}",
+    )
+    infrastructure.create_databases(*(running.database_name(name) for name in SERVICES))
+    try:
+        running.start()
+        yield running
+    finally:
+        codes = running.stop()
+        print(f"\nservice exit codes after SIGTERM: {codes}")
+
+
+@pytest.fixture
+def intake(system) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=system.url("intake"), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def cases(system) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=system.url("projection"), timeout=10) as client:
+        yield client

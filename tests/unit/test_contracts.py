@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from contracts.envelope import ContractError, decode_message, encode_event
+from contracts.events import EVENT_TYPES, CaseReceived
+from contracts.generate import stale_files
+from tests import factories
+
+
+def test_an_event_survives_the_cloudevents_kafka_binary_round_trip():
+    event = factories.case_received()
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    message = encode_event(event, source="/gridline/intake", topic="t", trace_headers={"traceparent": trace})
+    headers = dict(message.headers)
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_type"] == b"gridline.case.received.v1"
+    assert headers["ce_subject"] == event.case_id.encode()
+    assert headers["traceparent"] == trace.encode()
+    assert message.key == event.case_id
+
+    envelope = decode_message(message.key.encode(), message.headers, message.value)
+    assert envelope.event == event
+    assert envelope.id == message.event_id
+    assert envelope.trace_headers == {"traceparent": trace}
+
+
+def test_a_newer_producer_with_extra_fields_is_tolerated():
+    event = factories.case_received()
+    message = encode_event(event, source="/x", topic="t")
+    value = message.value[:-1] + b',"field_from_the_future":42}'
+    assert decode_message(None, message.headers, value).event == event
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda h, v: ([x for x in h if x[0] != "ce_specversion"], v), "not-a-cloudevent"),
+        (lambda h, v: (h, b"{oops"), "bad-json"),
+        (lambda h, v: ([(k, b"gridline.case.unheard-of.v1" if k == "ce_type" else x) for k, x in h], v), "unknown-type"),
+        (lambda h, v: (h, b'{"case_id": "C1"}'), "invalid-payload"),
+        (lambda h, v: ([(k, b"OTHER" if k == "ce_subject" else x) for k, x in h], v), "subject-mismatch"),
+    ],
+)
+def test_each_contract_violation_is_named(mutate, reason):
+    message = encode_event(factories.case_received(), source="/x", topic="t")
+    headers, value = mutate(list(message.headers), message.value)
+    with pytest.raises(ContractError) as caught:
+        decode_message(None, headers, value)
+    assert caught.value.reason == reason
+
+
+def test_event_payloads_are_immutable():
+    event = factories.case_received()
+    with pytest.raises(Exception, match="frozen"):
+        event.description = "changed"  # type: ignore[misc]
+
+
+def test_type_names_are_versioned_and_unique():
+    assert all(name.startswith("gridline.case.") and ".v" in name for name in EVENT_TYPES)
+    assert EVENT_TYPES["gridline.case.received.v1"] is CaseReceived
+
+
+def test_generated_schemas_and_asyncapi_are_up_to_date():
+    assert stale_files() == [], "run `make contracts` and commit the result"
