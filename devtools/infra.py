@@ -83,8 +83,9 @@ def ensure_kafka_jars() -> Path:
             raise RuntimeError("java and mvn are needed: apt-get install -y default-jdk-headless maven")
         shutil.rmtree(libs, ignore_errors=True)
         print(f"fetching the Kafka jars into {libs} ...", file=sys.stderr, flush=True)
-        mvn = ["mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies", "-DincludeScope=runtime"]
-        done = subprocess.run([*mvn, f"-DoutputDirectory={libs}"], capture_output=True, text=True)
+        mvn = ["mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies"]
+        mvn += ["-DincludeScope=runtime", f"-DoutputDirectory={libs}"]
+        done = subprocess.run(mvn, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"mvn failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         marker.write_text("\n".join(sorted(p.name for p in libs.glob("*.jar"))) + "\n")
@@ -258,6 +259,8 @@ def start_kafka(workdir: Path, port: int, controller_port: int, fresh: bool = Tr
     """
     cmd = prepare_kafka(workdir, port, controller_port, fresh)
     log = workdir.resolve() / "kafka.log"
+    if fresh:
+        log.unlink(missing_ok=True)
     process = _spawn(cmd, log, None, signal.SIGTERM)
     kafka = LocalKafka(bootstrap_servers=f"{HOST}:{port}", version=kafka_version(), process=process)
     kafka.log_file = log
@@ -370,6 +373,8 @@ def start_postgres(datadir: Path, port: int, fresh: bool = False, fast_unsafe: b
     """
     cmd = prepare_postgres(datadir, port, fresh, fast_unsafe)
     log = datadir.resolve().with_name(datadir.name + ".log")
+    if fresh:
+        log.unlink(missing_ok=True)
     process = _spawn(cmd, log, _server_user(), signal.SIGINT)
     pg = LocalPostgres(host=HOST, port=port, process=process, log_file=log)
     pg._started(lambda: setattr(pg, "version", postgres_server_version(pg.dsn(), 60.0, process)))
@@ -408,7 +413,12 @@ def start_with_testcontainers(timeout: float = 180.0) -> tuple[LocalKafka, Local
     kc.with_bind_ports(9092, host_port)
     kc.waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(int(timeout)))
     kafka = LocalKafka(bootstrap_servers=f"{host}:{host_port}", version=version, _container=kc)
-    kafka._started(lambda: (kc.start(), wait_kafka(kafka.bootstrap_servers, timeout)))
+
+    def kafka_ready() -> None:
+        kc.start()
+        wait_kafka(kafka.bootstrap_servers, timeout)
+
+    kafka._started(kafka_ready)
     pc = PostgresContainer(PG_IMAGE, username=PG_ROLE, dbname="postgres", driver=None)
     pc.with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
     pg = LocalPostgres(host="", port=0, _container=pc)

@@ -21,8 +21,8 @@ import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import kafka, migrations
@@ -48,28 +48,35 @@ class ConsumerSpec:
 
 @dataclass
 class ServiceRuntime:
-    """Live infrastructure of one service process."""
+    """Live infrastructure of one service process. Kafka clients need the running event loop, so the
+    producer and relay are made in ``start`` (called by the app's lifespan)."""
 
     settings: ServiceSettings
     engine: AsyncEngine
-    producer: AIOKafkaProducer
-    relay: OutboxRelay
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     ready: bool = False
 
     @classmethod
     def build(cls, settings: ServiceSettings) -> ServiceRuntime:
-        engine = create_engine(settings)
-        producer = kafka.create_producer(
-            settings.kafka_bootstrap_servers, f"gridline-{settings.service_name}"
-        )
-        relay = OutboxRelay(
-            engine,
-            producer,
+        return cls(settings=settings, engine=create_engine(settings))
+
+    async def start_producer(self) -> None:
+        settings = self.settings
+        self.producer = kafka.create_producer(settings.kafka_bootstrap_servers, f"gridline-{settings.service_name}")
+        await self.producer.start()
+        self.relay = OutboxRelay(
+            self.engine,
+            self.producer,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
         )
-        return cls(settings=settings, engine=engine, producer=producer, relay=relay)
+
+    def wake_relay(self) -> None:
+        """Tell the outbox relay that a transaction just committed new events."""
+        if self.relay is not None:
+            self.relay.wake()
 
     @property
     def source(self) -> str:
@@ -105,7 +112,8 @@ def create_app(
             replication_factor=settings.kafka_replication_factor,
             retention_forever=frozenset({settings.case_events_topic}),
         )
-        await runtime.producer.start()
+        await runtime.start_producer()
+        assert runtime.relay is not None and runtime.producer is not None
         tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
         for spec in consumers:
             client = kafka.create_consumer(settings.kafka_bootstrap_servers, spec.name, *spec.topics)
@@ -144,7 +152,6 @@ def create_app(
     app.include_router(_health_router(runtime))
     for router in routers:
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
     return app
 
 
@@ -190,7 +197,8 @@ def _health_router(runtime: ServiceRuntime) -> APIRouter:
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready
             checks["database"] = f"error: {type(exc).__name__}"
-        checks["kafka"] = "ok" if runtime.ready and runtime.relay.healthy else "error: not connected"
+        relay_ok = runtime.relay is not None and runtime.relay.healthy
+        checks["kafka"] = "ok" if runtime.ready and relay_ok else "error: not connected"
         for consumer in runtime.consumers:
             status = consumer.status
             if status.last_error:
@@ -203,6 +211,11 @@ def _health_router(runtime: ServiceRuntime) -> APIRouter:
         return JSONResponse(
             {"status": "ready" if ok else "not-ready", "checks": checks}, status_code=200 if ok else 503
         )
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

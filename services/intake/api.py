@@ -35,7 +35,7 @@ async def post_hotline_order(
     assert isinstance(settings, IntakeSettings)
     recorded = await handlers.receive_hotline_order(runtime.engine, settings, runtime.source, order)
     if recorded.created:
-        runtime.relay.wake()
+        runtime.wake_relay()
     else:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/cases/{recorded.case_id}"
