@@ -103,12 +103,30 @@ def ensure_postgres_bindir(major: str | None = None) -> Path:
             found = [Path(out)] if (Path(out) / "initdb").exists() else []
         if found:
             return found[-1]
-        if attempt == 0 and os.geteuid() == 0 and shutil.which("apt-get"):
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-            package = f"postgresql-{major}" if major else "postgresql"
-            subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, env=env)
+        if attempt == 0:
+            apt_install(f"postgresql-{major}" if major else "postgresql")
     raise RuntimeError(f"PostgreSQL {major or ''} binaries not found (apt-get install postgresql)")
+
+
+def apt_install(package: str) -> None:
+    """Install a Debian package when we are root on a Debian machine (no-op elsewhere)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"installing Debian package {package} ...", file=sys.stderr, flush=True)
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, env=env, capture_output=True)
+
+
+def ensure_nginx() -> str:
+    """Path of the nginx binary (the local gateway); apt-installs nginx-light when missing."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if not found:
+        apt_install("nginx-light")
+        found = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(found).exists():
+        raise RuntimeError("nginx is needed for the gateway: apt-get install nginx-light")
+    return found
 
 
 def _run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -232,7 +250,9 @@ def prepare_kafka(workdir: Path, port: int, controller_port: int, fresh: bool) -
         done = subprocess.run([*fmt, str(config)], capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"formatting {data} failed:\n{done.stdout}{done.stderr}")
-    return ["java", "-Xmx1g", "-Djava.awt.headless=true", *classpath, "kafka.Kafka", str(config)]
+    log_level = os.environ.get("GRIDLINE_KAFKA_LOG_LEVEL", "info")  # `make run` sets warn: a quiet console
+    logging = f"-Dorg.slf4j.simpleLogger.defaultLogLevel={log_level}"
+    return ["java", "-Xmx1g", "-Djava.awt.headless=true", logging, *classpath, "kafka.Kafka", str(config)]
 
 
 async def _kafka_probe(bootstrap_servers: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import string
 import subprocess
 import sys
@@ -38,7 +37,10 @@ def write_nginx_conf() -> Path:
     values = {f"{name.upper()}_PORT": str(port) for name, port in SERVICES.items()}
     values.update(RUN_DIR=str(RUN_DIR), GATEWAY_PORT=str(_env_int("GRIDLINE_GATEWAY_PORT", GATEWAY_PORT)))
     conf = RUN_DIR / "nginx.conf"
-    conf.write_text(string.Template(template).substitute(values))
+    rendered = string.Template(template).safe_substitute(values)  # nginx's own $variables stay
+    if "${" in rendered:
+        raise ValueError(f"unfilled nginx template placeholder: {rendered[rendered.index('${') :][:40]}")
+    conf.write_text(rendered)
     return conf
 
 
@@ -48,7 +50,7 @@ def write_procfile() -> Path:
         f"kafka: {py} -m devtools.infra kafka --port {KAFKA_PORT} --controller-port {KAFKA_CONTROLLER_PORT} "
         f"--workdir {RUN_DIR / 'kafka'}",
         f"postgres: {py} -m devtools.infra postgres --port {POSTGRES_PORT} --datadir {RUN_DIR / 'postgres'}",
-        f"gateway: {shutil.which('nginx') or '/usr/sbin/nginx'} -p {RUN_DIR} -c {write_nginx_conf()}",
+        f"gateway: {infra.ensure_nginx()} -p {RUN_DIR} -c {write_nginx_conf()}",
     ]
     lines += [f"{name}: {py} -m devtools.run service {name}" for name in SERVICES]
     lines.append(f"demo: {py} -m devtools.run demo")
@@ -62,8 +64,13 @@ def run_all() -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     infra.fetch()
     procfile = write_procfile()
-    env = dict(os.environ, GRIDLINE_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{KAFKA_PORT}", GRIDLINE_POSTGRES_URL=POSTGRES_URL)
+    env = dict(
+        os.environ,
+        GRIDLINE_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{KAFKA_PORT}",
+        GRIDLINE_POSTGRES_URL=POSTGRES_URL,
+    )
     env.setdefault("GRIDLINE_LOG_JSON", "false")
+    env.setdefault("GRIDLINE_KAFKA_LOG_LEVEL", "warn")
     honcho = Path(sys.executable).parent / "honcho"
     try:
         return subprocess.call([str(honcho), "start", "-f", str(procfile), "-d", str(REPO)], env=env)
@@ -73,7 +80,9 @@ def run_all() -> int:
 
 def run_service(name: str) -> None:
     """Wait for Kafka and PostgreSQL, make sure the database exists, then exec the service."""
-    infra.wait_until_ready(kafka=f"127.0.0.1:{KAFKA_PORT}", postgres=f"127.0.0.1:{POSTGRES_PORT}", timeout=180)
+    infra.wait_until_ready(
+        kafka=f"127.0.0.1:{KAFKA_PORT}", postgres=f"127.0.0.1:{POSTGRES_PORT}", timeout=180
+    )
     infra.create_databases(POSTGRES_PORT, [f"gridline_{name}"])
     os.execv(sys.executable, [sys.executable, "-m", f"services.{name}"])
 
@@ -103,10 +112,19 @@ def print_banner(gateway: str, case_ids: list[str]) -> None:
         f"  gateway            {gateway}/",
         f"  cases (operators)  {gateway}/v1/cases",
         f"  one sample case    {gateway}/v1/cases/{case_ids[-1]}",
-        f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline -H 'content-type: application/json' -d @docs/examples/hotline-order.json",
+        f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline "
+        "-H 'content-type: application/json' -d @docs/examples/hotline-order.json",
     ]
-    lines += [f"  {name:<18} http://127.0.0.1:{port}/docs  (also {gateway}/services/{name}/docs)" for name, port in SERVICES.items()]
-    lines += [f"  kafka              127.0.0.1:{KAFKA_PORT}", f"  postgresql         {POSTGRES_URL}", f"  seeded {len(case_ids)} sample cases; Ctrl-C stops everything.", ""]
+    lines += [
+        f"  {name:<18} http://127.0.0.1:{port}/docs  (also {gateway}/services/{name}/docs)"
+        for name, port in SERVICES.items()
+    ]
+    lines += [
+        f"  kafka              127.0.0.1:{KAFKA_PORT}",
+        f"  postgresql         {POSTGRES_URL}",
+        f"  seeded {len(case_ids)} sample cases; Ctrl-C stops everything.",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 
@@ -123,7 +141,9 @@ def _wait_http(url: str, timeout: float, what: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command")
     service = sub.add_parser("service", help="run one service once its infrastructure is up")
     service.add_argument("name", choices=sorted(SERVICES))

@@ -64,7 +64,9 @@ class ServiceRuntime:
 
     async def start_producer(self) -> None:
         settings = self.settings
-        self.producer = kafka.create_producer(settings.kafka_bootstrap_servers, f"gridline-{settings.service_name}")
+        self.producer = kafka.create_producer(
+            settings.kafka_bootstrap_servers, f"gridline-{settings.service_name}"
+        )
         await self.producer.start()
         self.relay = OutboxRelay(
             self.engine,

@@ -52,14 +52,18 @@ def infrastructure() -> Iterator[Infrastructure]:
     if kafka_env and pg_env:
         infra.wait_kafka(kafka_env, timeout=60)
         version = infra.postgres_server_version(pg_env)
-        yield _announce(Infrastructure(kafka_env, pg_env.rstrip("/"), "external", version, "environment", run_id))
+        yield _announce(
+            Infrastructure(kafka_env, pg_env.rstrip("/"), "external", version, "environment", run_id)
+        )
         return
     if infra.docker_available():
         kafka, postgres = infra.start_with_testcontainers()
         origin = "testcontainers"
     else:
         kafka = infra.start_kafka(TEST_DIR / "kafka", TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, fresh=True)
-        postgres = infra.start_postgres(TEST_DIR / "postgres", TEST_POSTGRES_PORT, fresh=True, fast_unsafe=True)
+        postgres = infra.start_postgres(
+            TEST_DIR / "postgres", TEST_POSTGRES_PORT, fresh=True, fast_unsafe=True
+        )
         origin = "local"
     try:
         yield _announce(

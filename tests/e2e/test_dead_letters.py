@@ -38,8 +38,16 @@ def test_a_malformed_event_is_dead_lettered_by_every_consumer_and_the_next_case_
     case_id = intake.post("/v1/intake/hotline", json=hotline_order(1, seed=303)).json()["case_id"]
     wait_for_case(cases, case_id)
 
-    consumers = {"gridline-intake", "gridline-routing", "gridline-sla", "gridline-notify", "gridline-projection"}
-    dead = asyncio.run(_read_all(infrastructure, kafka.dlq_topic(system.case_events_topic), expected=len(consumers)))
+    consumers = {
+        "gridline-intake",
+        "gridline-routing",
+        "gridline-sla",
+        "gridline-notify",
+        "gridline-projection",
+    }
+    dead = asyncio.run(
+        _read_all(infrastructure, kafka.dlq_topic(system.case_events_topic), expected=len(consumers))
+    )
     poison = [dict(r.headers) for r in dead if r.key == b"POISON-1"]
     assert {h["dlq_consumer"].decode() for h in poison} == consumers
     assert all(h["dlq_reason"] == b"bad-json" for h in poison)

@@ -49,4 +49,3 @@ async def producer(infrastructure) -> AsyncIterator[AIOKafkaProducer]:
     await client.start()
     yield client
     await client.stop()
-

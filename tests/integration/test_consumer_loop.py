@@ -48,7 +48,9 @@ async def timeline_count(engine, case_id) -> int:
         ).scalar_one()
 
 
-async def test_a_redelivered_event_is_applied_exactly_once(infrastructure, projection_engine, producer, topic):
+async def test_a_redelivered_event_is_applied_exactly_once(
+    infrastructure, projection_engine, producer, topic
+):
     received = factories.case_received()
     closed = factories.case_closed(received.case_id)
     await publish(producer, [factories.message(received, topic), factories.message(closed, topic)])

@@ -37,7 +37,10 @@ def test_a_newer_producer_with_extra_fields_is_tolerated():
     [
         (lambda h, v: ([x for x in h if x[0] != "ce_specversion"], v), "not-a-cloudevent"),
         (lambda h, v: (h, b"{oops"), "bad-json"),
-        (lambda h, v: ([(k, b"gridline.case.unheard-of.v1" if k == "ce_type" else x) for k, x in h], v), "unknown-type"),
+        (
+            lambda h, v: ([(k, b"gridline.case.unheard-of.v1" if k == "ce_type" else x) for k, x in h], v),
+            "unknown-type",
+        ),
         (lambda h, v: (h, b'{"case_id": "C1"}'), "invalid-payload"),
         (lambda h, v: ([(k, b"OTHER" if k == "ce_subject" else x) for k, x in h], v), "subject-mismatch"),
     ],

@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.events import AppealType, Urgency
+from devtools.sample import hotline_order
 from services.intake import domain
 from services.intake.schemas import HotlineOrderCreate
-from devtools.sample import hotline_order
 
 
 @pytest.mark.parametrize(

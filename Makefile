@@ -1,0 +1,64 @@
+# Gridline: the team's memory of commands. `make run` and `make test` are the two a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-unit test-integration test-e2e lint fmt contracts contracts-check \
+        infra-fetch infra-up lock bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create the virtualenv and fetch Kafka jars, PostgreSQL and nginx
+	$(PY) -m devtools.infra fetch
+
+run: setup ## run everything locally: Kafka, PostgreSQL, gateway, five services, sample cases (Ctrl-C stops)
+	$(PY) -m devtools.run
+
+test: setup ## unit, integration and e2e tests on real Kafka and PostgreSQL
+	$(PY) -m pytest -ra
+
+test-unit: $(STAMP) ## pure tests only (no servers)
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup ## integration tests (real Kafka and PostgreSQL)
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: setup ## the running system through HTTP
+	$(PY) -m pytest -q tests/e2e
+
+lint: $(STAMP) ## ruff lint + format check, contracts up to date
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m contracts.generate --check
+
+fmt: $(STAMP) ## format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+contracts: $(STAMP) ## regenerate JSON Schemas and the AsyncAPI document from contracts/
+	$(PY) -m contracts.generate
+
+contracts-check: $(STAMP) ## fail if generated contracts are stale
+	$(PY) -m contracts.generate --check
+
+infra-fetch: setup ## only fetch Kafka jars / install PostgreSQL and nginx
+
+lock: ## re-resolve pinned dependencies into requirements.lock
+	$(PY) -m pip freeze --exclude-editable > requirements.lock
+
+bench: setup ## benchmarks (prints numbers with the machine's core count)
+	$(PY) -m bench
+
+clean: ## remove local data (Kafka logs, PostgreSQL clusters, test logs)
+	rm -rf .local
