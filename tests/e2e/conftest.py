@@ -11,9 +11,13 @@ import httpx
 import pytest
 
 from devtools.system import SERVICES, LocalSystem
-from tests.conftest import TEST_DIR
+from tests.conftest import TEST_DIR, TEST_SERVICE_PORT_OFFSET
 
 pytestmark = pytest.mark.e2e
+
+# Extra environment for the services under test (e.g. where notify finds the test SMTP server).
+# Add entries here, one per line, rather than changing the fixture.
+E2E_EXTRA_ENV: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +26,8 @@ def system(infrastructure) -> Iterator[LocalSystem]:
         kafka_bootstrap=infrastructure.kafka_bootstrap,
         postgres_url=infrastructure.postgres_url,
         log_dir=TEST_DIR / "logs" / infrastructure.run_id,
-        port_offset=10000,
+        port_offset=TEST_SERVICE_PORT_OFFSET,
+        extra_env=dict(E2E_EXTRA_ENV),
         topic_suffix=f".e2e{infrastructure.run_id}",
         database_suffix=f"_e2e{infrastructure.run_id}",
     )

@@ -1,5 +1,8 @@
 """Case event payloads. Frozen, additive evolution, unknown fields ignored by consumers.
 
+The base classes and shared value objects live here; each service's event types live in the module
+named after it (``contracts.events.intake`` and so on).
+
 Each class names its CloudEvents ``type`` (``gridline.case.<name>.v<version>``). A breaking change is a
 new class with a higher ``version`` and an upcaster from the old one (see ``UPCASTERS``).
 """
@@ -8,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Contract(BaseModel):
@@ -81,40 +84,14 @@ class CitizenContact(Contract):
     ] = None
 
 
-class CaseReceived(CaseEvent):
-    """An appeal entered Gridline (受理) and became a case."""
+from contracts.events import intake, notify, routing, sla  # noqa: E402  (modules need the base above)
+from contracts.events.intake import CaseClosed, CaseReceived  # noqa: E402
 
-    name: ClassVar[str] = "received"
-    producer: ClassVar[str] = "intake"
-
-    source: CaseSource
-    external_id: Annotated[str, Field(description="The source system's own id (e.g. 12345 order number).")]
-    received_at: AwareDatetime
-    appeal_type: AppealType | None = None
-    category_code: str | None = None
-    title: str | None = None
-    description: str
-    address: str | None = None
-    location: Location | None = None
-    urgency: Urgency = Urgency.NORMAL
-    reply_required: bool = True
-    citizen: CitizenContact = CitizenContact()
-    attachments: tuple[HttpUrl, ...] = ()
-    resolved_on_spot: bool = Field(False, description="Grid member fixed it at once (即知即改).")
-
-
-class CaseClosed(CaseEvent):
-    """The case is finished (办结)."""
-
-    name: ClassVar[str] = "closed"
-    producer: ClassVar[str] = "intake"
-
-    reason: Literal["resolved_on_spot", "citizen_satisfied", "no_feedback", "withdrawn", "duplicate"]
-    note: str | None = None
-
-
-EVENT_CLASSES: tuple[type[CaseEvent], ...] = (CaseReceived, CaseClosed)
+# Each service owns (is the single writer of) the event types in its own module.
+EVENT_CLASSES: tuple[type[CaseEvent], ...] = intake.EVENTS + routing.EVENTS + sla.EVENTS + notify.EVENTS
 EVENT_TYPES: dict[str, type[CaseEvent]] = {cls.type_name(): cls for cls in EVENT_CLASSES}
+if len(EVENT_TYPES) != len(EVENT_CLASSES):
+    raise RuntimeError("two event classes share a CloudEvents type name")
 
 # type name of an old version -> (new type name, function turning the old payload into the new one)
 UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
@@ -131,3 +108,22 @@ def upcast(type_name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         type_name, step = UPCASTERS[type_name]
         data = step(data)
     return type_name, data
+
+
+__all__ = [
+    "EVENT_CLASSES",
+    "EVENT_TYPES",
+    "UPCASTERS",
+    "AppealType",
+    "CaseClosed",
+    "CaseEvent",
+    "CaseReceived",
+    "CaseSource",
+    "CitizenContact",
+    "Contract",
+    "CoordinateSystem",
+    "Location",
+    "Urgency",
+    "event_class_for",
+    "upcast",
+]
