@@ -48,4 +48,63 @@ class CaseClosed(CaseEvent):
     note: str | None = None
 
 
-EVENTS: tuple[type[CaseEvent], ...] = (CaseReceived, CaseClosed)
+class DuplicateLinked(CaseEvent):
+    """The appeal repeats an open case (重复件); it is linked to the primary and closed with it."""
+
+    name: ClassVar[str] = "duplicate-linked"
+    producer: ClassVar[str] = "intake"
+
+    primary_case_id: str
+    similarity: Annotated[float, Field(ge=0, le=1)]
+    reason: str
+
+
+class AppealUpdated(CaseEvent):
+    """The citizen or source system added information to an open appeal (补充诉求)."""
+
+    name: ClassVar[str] = "appeal-updated"
+    producer: ClassVar[str] = "intake"
+
+    description_addendum: str | None = None
+    attachments: tuple[HttpUrl, ...] = ()
+
+
+class AppealWithdrawn(CaseEvent):
+    """The citizen withdrew the appeal (撤诉)."""
+
+    name: ClassVar[str] = "appeal-withdrawn"
+    producer: ClassVar[str] = "intake"
+
+    reason: str | None = None
+
+
+class FeedbackReceived(CaseEvent):
+    """The citizen rated the reply (回访评价)."""
+
+    name: ClassVar[str] = "feedback-received"
+    producer: ClassVar[str] = "intake"
+
+    satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"]
+    resolved: bool | None = None
+    comment: str | None = None
+
+
+class CaseReopened(CaseEvent):
+    """A dissatisfied citizen's case goes back for rework (重办)."""
+
+    name: ClassVar[str] = "reopened"
+    producer: ClassVar[str] = "intake"
+
+    reason: str
+    reopen_count: int = 1
+
+
+EVENTS: tuple[type[CaseEvent], ...] = (
+    CaseReceived,
+    DuplicateLinked,
+    AppealUpdated,
+    AppealWithdrawn,
+    FeedbackReceived,
+    CaseClosed,
+    CaseReopened,
+)
