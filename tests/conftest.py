@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Several test runs can share a machine by choosing different port bases (GRIDLINE_TEST_PORT_BASE).
 PORT_BASE = int(os.environ.get("GRIDLINE_TEST_PORT_BASE", "29000"))
 TEST_DIR = REPO / ".local" / f"test-{PORT_BASE}"
-TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, TEST_POSTGRES_PORT = PORT_BASE + 92, PORT_BASE + 93, PORT_BASE + 432
+TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT = PORT_BASE + 92, PORT_BASE + 93
+TEST_POSTGRES_PORT = PORT_BASE + 432
 TEST_SERVICE_PORT_OFFSET = PORT_BASE + 100 - 8000  # services on PORT_BASE+101 ... +105
 
 _report: list[str] = []
