@@ -112,7 +112,7 @@ def print_banner(gateway: str, case_ids: list[str]) -> None:
         f"  gateway            {gateway}/",
         f"  cases (operators)  {gateway}/v1/cases",
         f"  one sample case    {gateway}/v1/cases/{case_ids[-1]}",
-        f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline "
+        f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline -H 'X-API-Key: dev-hotline-key' "
         "-H 'content-type: application/json' -d @docs/examples/hotline-order.json",
     ]
     lines += [

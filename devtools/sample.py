@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+DEV_HOTLINE_KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
+
 STREETS = [
     "明水街道", "双山街道", "枣园街道", "龙山街道", "埠村街道", "圣井街道", "普集街道", "绣惠街道",
     "相公庄街道", "文祖街道", "官庄街道", "高官寨街道", "白云湖街道", "宁家埠街道", "曹范街道",
@@ -52,6 +54,8 @@ def hotline_order(index: int, *, seed: int = 2026, now: datetime | None = None) 
 
 def post_hotline_case(client: httpx.Client, index: int, *, seed: int = 2026) -> str:
     """Post one sample order through intake and return its case id."""
-    response = client.post("/v1/intake/hotline", json=hotline_order(index, seed=seed))
+    response = client.post(
+        "/v1/intake/hotline", json=hotline_order(index, seed=seed), headers={"X-API-Key": DEV_HOTLINE_KEY}
+    )
     response.raise_for_status()
     return response.json()["case_id"]

@@ -41,6 +41,13 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_json: bool = Field(True, description="Emit JSON log lines (structlog); false gives console lines.")
     run_migrations_on_start: bool = Field(True, description="Apply Alembic migrations before serving.")
+    api_keys_file: str | None = Field(
+        None,
+        description=(
+            "YAML file of client API keys (runtime/auth.py). Unset: the development key file, which is "
+            "refused in production."
+        ),
+    )
     fault_exit_after_db_commit: int = Field(
         0,
         description=(
@@ -60,3 +67,5 @@ class ServiceSettings(BaseSettings):
     def model_post_init(self, __context: object) -> None:
         if self.environment == "production" and self.fault_exit_after_db_commit:
             raise ValueError("fault injection is not allowed in production")
+        if self.environment == "production" and not self.api_keys_file:
+            raise ValueError("GRIDLINE_API_KEYS_FILE must be set in production")

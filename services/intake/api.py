@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from runtime.auth import Principal, require
 from runtime.service import ServiceRuntime
 from services.intake import handlers
 from services.intake.config import IntakeSettings
@@ -28,7 +29,10 @@ RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
     responses={200: {"model": CaseAccepted, "description": "A retry of an earlier submission"}},
 )
 async def post_hotline_order(
-    order: HotlineOrderCreate, runtime: RuntimeDep, response: Response
+    order: HotlineOrderCreate,
+    runtime: RuntimeDep,
+    response: Response,
+    _: Annotated[Principal, Depends(require("hotline"))],
 ) -> CaseAccepted:
     """Accept a 12345 hotline work order and open a case for it."""
     settings = runtime.settings

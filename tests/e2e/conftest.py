@@ -40,13 +40,30 @@ def system(infrastructure) -> Iterator[LocalSystem]:
         print(f"\nservice exit codes after SIGTERM: {codes}")
 
 
+# Development keys from deploy/local/api-keys.dev.yaml.
+DEV_KEYS = {
+    "hotline": "dev-hotline-key",
+    "grid": "dev-grid-key",
+    "open311": "dev-open311-key",
+    "operator": "dev-operator-key",
+    "sre": "dev-sre-key",
+}
+
+
+def client_for(system: LocalSystem, service: str, key: str | None) -> httpx.Client:
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.Client(base_url=system.url(service), timeout=10, headers=headers)
+
+
 @pytest.fixture
 def intake(system) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.url("intake"), timeout=10) as client:
+    """Intake, as the 12345 hotline system."""
+    with client_for(system, "intake", DEV_KEYS["hotline"]) as client:
         yield client
 
 
 @pytest.fixture
 def cases(system) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.url("projection"), timeout=10) as client:
+    """Projection's query API, as an operator."""
+    with client_for(system, "projection", DEV_KEYS["operator"]) as client:
         yield client

@@ -67,6 +67,20 @@ def test_invalid_input_gets_a_problem_json_naming_each_field(intake):
     assert {"body.order_no", "body.called_at", "body.appeal_type"} <= located
 
 
+def test_intake_refuses_a_missing_key_with_401_and_a_wrong_scope_with_403(system):
+    order = hotline_order(9, seed=101)
+    anonymous = httpx.post(f"{system.url('intake')}/v1/intake/hotline", json=order, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    as_grid = httpx.post(
+        f"{system.url('intake')}/v1/intake/hotline",
+        json=order,
+        headers={"X-API-Key": "dev-grid-key"},
+        timeout=10,
+    )
+    assert as_grid.status_code == 403
+
+
 def test_an_unknown_case_is_a_404_problem(cases):
     response = cases.get("/v1/cases/ZQ19700101000000")
     assert response.status_code == 404

@@ -1,0 +1,123 @@
+"""API keys with scopes, one key per client system (hotline, each grid app, each Open311 client,
+each department's system, operators, SREs).
+
+Keys are looked up by SHA-256 digest, so a production key file holds digests only; the development
+file may hold plain keys for convenience and is refused in production. A key never reaches the logs.
+
+Scopes: ``hotline``, ``grid``, ``open311``, ``department:<code>``, ``operator``, ``sre``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+
+from runtime.problems import Problem
+
+DEV_KEYS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "local" / "api-keys.dev.yaml"
+
+
+class ClientKey(BaseModel):
+    client_id: str
+    scopes: list[str]
+    key: str | None = Field(None, description="Plain key: development files only.")
+    key_sha256: str | None = None
+
+    def digest(self) -> str:
+        if self.key_sha256:
+            return self.key_sha256.lower()
+        if self.key:
+            return hashlib.sha256(self.key.encode()).hexdigest()
+        raise ValueError(f"client {self.client_id} has neither key nor key_sha256")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the client system and what it may do."""
+
+    client_id: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def departments(self) -> frozenset[str]:
+        """Department codes this client acts for (scopes ``department:<code>``)."""
+        return frozenset(s.split(":", 1)[1] for s in self.scopes if s.startswith("department:"))
+
+
+class KeyRing:
+    """The set of known keys, indexed by digest."""
+
+    def __init__(self, clients: list[ClientKey]) -> None:
+        self._by_digest = {c.digest(): c for c in clients}
+
+    @classmethod
+    def from_file(cls, path: Path, *, allow_plain: bool) -> KeyRing:
+        data = yaml.safe_load(path.read_text()) or {}
+        clients = [ClientKey.model_validate(c) for c in data.get("clients", [])]
+        if not allow_plain and any(c.key for c in clients):
+            raise ValueError(f"{path} holds plain keys; production key files hold key_sha256 only")
+        return cls(clients)
+
+    def authenticate(self, presented: str | None) -> Principal | None:
+        if not presented:
+            return None
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        for known, client in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return Principal(client.client_id, frozenset(client.scopes))
+        return None
+
+
+@lru_cache(maxsize=8)
+def load_keyring(path: str, allow_plain: bool) -> KeyRing:
+    return KeyRing.from_file(Path(path), allow_plain=allow_plain)
+
+
+def keyring_for(request: Request) -> KeyRing:
+    settings = request.app.state.runtime.settings
+    path = settings.api_keys_file or str(DEV_KEYS_FILE)
+    return load_keyring(path, settings.environment != "production")
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from ``X-API-Key`` or ``Authorization: Bearer``."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+def authenticate(request: Request) -> Principal:
+    """The calling client, or 401."""
+    principal = keyring_for(request).authenticate(presented_key(request))
+    if principal is None:
+        raise Problem(401, "unauthenticated", "A valid API key is required (X-API-Key header).")
+    return principal
+
+
+def require(*scopes: str):
+    """Dependency: the caller must hold at least one of ``scopes`` (``department:*`` = any department)."""
+
+    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        for scope in scopes:
+            if scope == "department:*" and principal.departments:
+                return principal
+            if principal.has(scope):
+                return principal
+        raise Problem(
+            403, "forbidden", f"This key lacks the scope for this action (needs one of {list(scopes)})."
+        )
+
+    return check
