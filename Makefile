@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit test-integration test-e2e lint fmt contracts contracts-check \
+.PHONY: help setup run test test-unit test-integration test-e2e lint fmt contracts contracts-check gateway-conf \
         infra-fetch infra-up lock bench clean
 
 help: ## list targets
@@ -48,6 +48,9 @@ fmt: $(STAMP) ## format and autofix
 
 contracts: $(STAMP) ## regenerate JSON Schemas and the AsyncAPI document from contracts/
 	$(PY) -m contracts.generate
+
+gateway-conf: $(STAMP) ## re-render deploy/nginx/compose.conf from the gateway template
+	$(PY) -m devtools.gateway
 
 contracts-check: $(STAMP) ## fail if generated contracts are stale
 	$(PY) -m contracts.generate --check

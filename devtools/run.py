@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import string
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from devtools import infra
+from devtools import gateway, infra
 from devtools.system import REPO, SERVICES
 
 RUN_DIR = REPO / ".local" / "run"
@@ -33,14 +32,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 def write_nginx_conf() -> Path:
-    template = (REPO / "deploy" / "nginx" / "gridline.conf.template").read_text()
-    values = {f"{name.upper()}_PORT": str(port) for name, port in SERVICES.items()}
-    values.update(RUN_DIR=str(RUN_DIR), GATEWAY_PORT=str(_env_int("GRIDLINE_GATEWAY_PORT", GATEWAY_PORT)))
     conf = RUN_DIR / "nginx.conf"
-    rendered = string.Template(template).safe_substitute(values)  # nginx's own $variables stay
-    if "${" in rendered:
-        raise ValueError(f"unfilled nginx template placeholder: {rendered[rendered.index('${') :][:40]}")
-    conf.write_text(rendered)
+    conf.write_text(gateway.render_local(RUN_DIR, _env_int("GRIDLINE_GATEWAY_PORT", GATEWAY_PORT)))
     return conf
 
 
@@ -50,7 +43,7 @@ def write_procfile() -> Path:
         f"kafka: {py} -m devtools.infra kafka --port {KAFKA_PORT} --controller-port {KAFKA_CONTROLLER_PORT} "
         f"--workdir {RUN_DIR / 'kafka'}",
         f"postgres: {py} -m devtools.infra postgres --port {POSTGRES_PORT} --datadir {RUN_DIR / 'postgres'}",
-        f"gateway: {infra.ensure_nginx()} -p {RUN_DIR} -c {write_nginx_conf()}",
+        f"gateway: {infra.ensure_nginx()} -p {RUN_DIR} -c {write_nginx_conf()} -g 'daemon off;'",
     ]
     lines += [f"{name}: {py} -m devtools.run service {name}" for name in SERVICES]
     lines.append(f"demo: {py} -m devtools.run demo")
