@@ -15,12 +15,13 @@ import sqlalchemy as sa
 import structlog
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
-from opentelemetry.propagate import inject
+from opentelemetry.propagate import extract, inject
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import OutboundMessage
 from runtime.db import outbox
+from runtime.telemetry import tracing_enabled
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("gridline.outbox")
@@ -136,7 +137,7 @@ class OutboxRelay:
             OLDEST_AGE.set(max(0.0, (now - rows[0].created_at).total_seconds()))
             futures = []
             for row in rows:
-                headers = [(name, value.encode()) for name, value in row.headers]
+                headers = _publish_headers(row)
                 futures.append(
                     await self._producer.send(row.topic, row.value, key=row.key.encode(), headers=headers)
                 )
@@ -149,6 +150,30 @@ class OutboxRelay:
             for row in rows:
                 PUBLISHED.labels(row.event_type).inc()
             return len(rows)
+
+
+def _publish_headers(row: sa.Row) -> list[tuple[str, bytes]]:
+    """The stored headers, with the trace context moved on to a ``<topic> publish`` span whose parent
+    is the span that wrote the event (so one trace runs from the HTTP request through the broker)."""
+    stored = [(name, value) for name, value in row.headers]
+    if not tracing_enabled():
+        return [(name, value.encode()) for name, value in stored]
+    carrier = {name: value for name, value in stored if name in ("traceparent", "tracestate")}
+    with tracer.start_as_current_span(
+        f"{row.topic} publish",
+        context=extract(carrier),
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": row.topic,
+            "gridline.case_id": row.key,
+            "gridline.event_type": row.event_type,
+        },
+    ):
+        fresh: dict[str, str] = {}
+        inject(fresh)
+    kept = [(name, value) for name, value in stored if name not in ("traceparent", "tracestate")]
+    return [(name, value.encode()) for name, value in kept + sorted(fresh.items())]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

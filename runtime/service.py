@@ -28,11 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runtime import kafka, migrations
 from runtime.consumer import EventConsumer, Handler
 from runtime.db import create_engine
+from runtime.http_metrics import HttpMetricsMiddleware
 from runtime.logging import configure_logging
 from runtime.outbox import OutboxRelay
 from runtime.problems import install_problem_handlers
 from runtime.settings import ServiceSettings
-from runtime.telemetry import configure_telemetry
+from runtime.telemetry import configure_telemetry, instrument_app
 
 log = structlog.get_logger(__name__)
 
@@ -149,7 +150,9 @@ def create_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.add_middleware(ForwardedPrefixMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
     install_problem_handlers(app)
+    instrument_app(app, runtime.engine)
     app.state.runtime = runtime
     app.include_router(_health_router(runtime))
     for router in routers:

@@ -12,6 +12,7 @@ import pytest
 
 from devtools.system import SERVICES, LocalSystem
 from tests.conftest import TEST_DIR, TEST_SERVICE_PORT_OFFSET
+from tests.trace_collector import TraceCollector
 
 pytestmark = pytest.mark.e2e
 
@@ -21,13 +22,22 @@ E2E_EXTRA_ENV: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
-def system(infrastructure) -> Iterator[LocalSystem]:
+def trace_collector() -> Iterator[TraceCollector]:
+    """Where every service under test exports its spans (OTLP/HTTP on loopback)."""
+    collector = TraceCollector(TEST_SERVICE_PORT_OFFSET + 8000 + 20).start()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="session")
+def system(infrastructure, trace_collector) -> Iterator[LocalSystem]:
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": trace_collector.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     running = LocalSystem(
         kafka_bootstrap=infrastructure.kafka_bootstrap,
         postgres_url=infrastructure.postgres_url,
         log_dir=TEST_DIR / "logs" / infrastructure.run_id,
         port_offset=TEST_SERVICE_PORT_OFFSET,
-        extra_env=dict(E2E_EXTRA_ENV),
+        extra_env={**tracing, **E2E_EXTRA_ENV},
         topic_suffix=f".e2e{infrastructure.run_id}",
         database_suffix=f"_e2e{infrastructure.run_id}",
     )
