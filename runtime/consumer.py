@@ -200,18 +200,21 @@ class EventConsumer:
         parent = extract(envelope.trace_headers)
         token = otel_context.attach(parent)
         try:
-            with tracer.start_as_current_span(
-                f"{record.topic} receive",
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.kafka.destination.partition": record.partition,
-                    "messaging.kafka.message.offset": record.offset,
-                    "messaging.consumer.group.name": self.name,
-                    "gridline.case_id": envelope.subject,
-                    "gridline.event_type": envelope.type,
-                },
+            with (
+                structlog.contextvars.bound_contextvars(case_id=envelope.subject, event_type=envelope.type),
+                tracer.start_as_current_span(
+                    f"{record.topic} receive",
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": record.topic,
+                        "messaging.kafka.destination.partition": record.partition,
+                        "messaging.kafka.message.offset": record.offset,
+                        "messaging.consumer.group.name": self.name,
+                        "gridline.case_id": envelope.subject,
+                        "gridline.event_type": envelope.type,
+                    },
+                ),
             ):
                 try:
                     async with conn.begin_nested():

@@ -1,0 +1,68 @@
+"""SREs' view: every service exposes its metrics, and no log line carries a citizen's phone number."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+
+from devtools.sample import hotline_order
+from devtools.system import SERVICES
+from tests.e2e.test_walking_skeleton import wait_for_case
+
+# Series every service has once it has consumed an event.
+SERIES = {
+    "gridline_events_consumed_total",
+    "gridline_consumer_lag",
+    "gridline_outbox_backlog",
+    "gridline_outbox_oldest_age_seconds",
+}
+
+
+def scrape(system, service: str) -> dict[str, float]:
+    """Sum of every sample per metric name (labels folded)."""
+    totals: dict[str, float] = {}
+    for line in httpx.get(f"{system.url(service)}/metrics", timeout=5).text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name = re.split(r"[{ ]", line, maxsplit=1)[0]
+        totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def test_every_service_exposes_the_named_series_and_they_move(system, intake, cases):
+    before = {name: scrape(system, name) for name in SERVICES}
+    case_id = intake.post("/v1/intake/hotline", json=hotline_order(1, seed=505)).json()["case_id"]
+    wait_for_case(cases, case_id)
+    cases.get(f"/v1/cases/{case_id}")
+    after = {name: scrape(system, name) for name in SERVICES}
+
+    for name in SERVICES:
+        assert SERIES - {
+            "gridline_http_request_duration_seconds_bucket",
+            "gridline_http_requests_total",
+        } <= set(after[name]), name
+        assert after[name]["gridline_events_consumed_total"] > before[name].get(
+            "gridline_events_consumed_total", 0
+        )
+    assert after["intake"]["gridline_http_requests_total"] > before["intake"].get(
+        "gridline_http_requests_total", 0
+    )
+    assert "gridline_http_request_duration_seconds_bucket" in after["projection"]
+    assert after["intake"]["gridline_outbox_published_total"] >= 1
+
+
+def test_no_service_log_line_carries_a_full_phone_number(system, intake, cases):
+    orders = [hotline_order(i, seed=606) for i in range(10)]
+    ids = [intake.post("/v1/intake/hotline", json=order).json()["case_id"] for order in orders]
+    for case_id in ids:
+        wait_for_case(cases, case_id)
+    phones = {order["caller_phone"] for order in orders}
+
+    lines = [line for path in system.log_dir.glob("*.log") for line in path.read_text().splitlines()]
+    assert len(lines) > 50  # the services did log
+    leaked = [line for line in lines if any(phone in line for phone in phones)]
+    assert leaked == []
+    structured = [json.loads(line) for line in lines if line.startswith("{")]
+    assert structured and all("service" in entry and "level" in entry for entry in structured)
