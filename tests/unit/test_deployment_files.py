@@ -43,3 +43,16 @@ def test_the_compose_gateway_config_is_rendered_from_the_current_template():
     assert gateway.COMPOSE_CONF.read_text() == gateway.render_compose(), "run `python -m devtools.gateway`"
     for name, port in SERVICES.items():
         assert f"server {name}:{port};" in gateway.COMPOSE_CONF.read_text()
+
+
+def test_the_kubernetes_manifests_are_current_and_probe_health_and_readiness():
+    from devtools import k8s
+
+    for path, text in k8s.render().items():
+        assert path.read_text() == text, "run `python -m devtools.k8s`"
+    for name, port in SERVICES.items():
+        deployment, service = yaml.safe_load_all((k8s.BASE / f"{name}.yaml").read_text())
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+        assert service["spec"]["ports"][0]["port"] == port
