@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers (with the machine's core count), never assertions."""
