@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit test-integration test-e2e lint fmt contracts contracts-check gateway-conf \
+
+.PHONY: help setup run run-traced test test-unit test-integration test-e2e lint fmt contracts contracts-check gateway-conf \
         infra-fetch infra-up lock bench clean
 
 help: ## list targets
@@ -24,6 +25,9 @@ setup: $(STAMP) ## create the virtualenv and fetch Kafka jars, PostgreSQL and ng
 
 run: setup ## run everything locally: Kafka, PostgreSQL, gateway, five services, sample cases (Ctrl-C stops)
 	$(PY) -m devtools.run
+
+run-traced: setup ## like run, plus a Jaeger trace viewer on http://127.0.0.1:16686 (built from Go once)
+	GRIDLINE_TRACING=jaeger $(PY) -m devtools.run
 
 test: setup ## unit, integration and e2e tests on real Kafka and PostgreSQL
 	$(PY) -m pytest -ra

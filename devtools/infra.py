@@ -118,6 +118,36 @@ def apt_install(package: str) -> None:
     subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, env=env, capture_output=True)
 
 
+JAEGER_MODULE = Path(__file__).resolve().parent.parent / "deploy" / "local" / "jaeger"
+
+
+def ensure_jaeger() -> Path:
+    """The Jaeger v2 binary (trace viewer for the local run), built once from its Go module and cached.
+
+    deploy/local/jaeger/go.mod pins the version (``go get -tool github.com/jaegertracing/jaeger/cmd/jaeger``).
+    """
+    version = next(
+        line.split()[1] for line in (JAEGER_MODULE / "go.mod").read_text().splitlines()
+        if line.strip().startswith("github.com/jaegertracing/jaeger ")
+    )  # fmt: skip
+    binary = cache_dir() / f"jaeger-{version}" / "jaeger"
+    if binary.exists():
+        return binary
+    if not shutil.which("go"):
+        raise RuntimeError("Go is needed to build the trace viewer (Jaeger)")
+    print(f"building Jaeger {version} from its Go module (first time only, several minutes) ...", flush=True)
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run(
+        ["go", "build", "-o", str(binary), "github.com/jaegertracing/jaeger/cmd/jaeger"],
+        cwd=JAEGER_MODULE,
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode:
+        raise RuntimeError(f"go build of Jaeger failed:\n{built.stderr[-3000:]}")
+    return binary
+
+
 def ensure_nginx() -> str:
     """Path of the nginx binary (the local gateway); apt-installs nginx-light when missing."""
     found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)

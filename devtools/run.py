@@ -25,6 +25,7 @@ from devtools.system import REPO, SERVICES
 RUN_DIR = REPO / ".local" / "run"
 KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, GATEWAY_PORT = 9092, 9093, 55432, 8080
 POSTGRES_URL = f"postgresql://gridline@127.0.0.1:{POSTGRES_PORT}"
+JAEGER_OTLP_HTTP_PORT, JAEGER_UI_PORT = 4318, 16686  # Jaeger v2 all-in-one defaults
 
 
 def _env_int(name: str, default: int) -> int:
@@ -45,11 +46,18 @@ def write_procfile() -> Path:
         f"postgres: {py} -m devtools.infra postgres --port {POSTGRES_PORT} --datadir {RUN_DIR / 'postgres'}",
         f"gateway: {infra.ensure_nginx()} -p {RUN_DIR} -c {write_nginx_conf()} -g 'daemon off;'",
     ]
+    if tracing_on():
+        lines.append(f"jaeger: {infra.ensure_jaeger()}")
     lines += [f"{name}: {py} -m devtools.run service {name}" for name in SERVICES]
     lines.append(f"demo: {py} -m devtools.run demo")
     procfile = RUN_DIR / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
     return procfile
+
+
+def tracing_on() -> bool:
+    """``GRIDLINE_TRACING=jaeger`` (``make run-traced``) adds Jaeger and points every service's OTLP at it."""
+    return os.environ.get("GRIDLINE_TRACING", "") == "jaeger"
 
 
 def run_all() -> int:
@@ -64,6 +72,8 @@ def run_all() -> int:
     )
     env.setdefault("GRIDLINE_LOG_JSON", "false")
     env.setdefault("GRIDLINE_KAFKA_LOG_LEVEL", "warn")
+    if tracing_on():
+        env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{JAEGER_OTLP_HTTP_PORT}")
     honcho = Path(sys.executable).parent / "honcho"
     try:
         return subprocess.call([str(honcho), "start", "-f", str(procfile), "-d", str(REPO)], env=env)
@@ -114,6 +124,10 @@ def print_banner(gateway: str, case_ids: list[str]) -> None:
     ]
     lines += [
         f"  kafka              127.0.0.1:{KAFKA_PORT}",
+        f"  traces (Jaeger)    http://127.0.0.1:{JAEGER_UI_PORT}/search?service=gridline-projection"
+        f"&tags=%7B%22gridline.case_id%22%3A%22{case_ids[-1]}%22%7D"
+        if tracing_on()
+        else "  traces             off (make run-traced starts Jaeger)",
         f"  postgresql         {POSTGRES_URL}",
         f"  seeded {len(case_ids)} sample cases; Ctrl-C stops everything.",
         "",
