@@ -1,18 +1,11 @@
-"""Routing's reaction to case events."""
+"""Routing's consumer entrypoint: the case log into the service layer's CaseEventHandler."""
 
 from __future__ import annotations
 
-import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from runtime.consumer import Delivery
-
-log = structlog.get_logger(__name__)
+from runtime.consumer import Handler
+from services.routing.handlers import CaseEventHandler, RoutingContext
 
 
-async def handle(conn: AsyncConnection, delivery: Delivery) -> None:
-    """Walking-skeleton stage: take the event in (the runtime records it in the inbox) and log it.
-
-    The routing issue replaces this with the service's real decisions.
-    """
-    log.debug("routing.event_seen", case_id=delivery.envelope.subject, event_type=delivery.envelope.type)
+def handler(ctx: RoutingContext) -> Handler:
+    """The handler the runtime's consumer loop calls for every case event."""
+    return CaseEventHandler(ctx)

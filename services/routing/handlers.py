@@ -1,0 +1,344 @@
+"""Routing's service layer: load a case's routing state, run a pure command or decision, and record the
+new state, its events (case log) and the departments' work items (dispatch topics) in one transaction
+through the outbox.
+
+The consumer side lives here too: CaseReceived → decide → CaseAssigned / CaseSentToTriage; duplicates
+and resolved-on-spot grid reports are not routed; closure, withdrawal and reopening follow the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.envelope import OutboundMessage, encode_event
+from contracts.events import CaseEvent
+from contracts.events.intake import (
+    AppealWithdrawn,
+    CaseClosed,
+    CaseReceived,
+    CaseReopened,
+    DuplicateLinked,
+)
+from contracts.events.routing import Assignee, CaseAssigned, CaseTransferred, RoutingBasis
+from runtime.consumer import Delivery
+from runtime.db import outbox
+from runtime.outbox import current_trace_headers, enqueue
+from services.routing import dispatch
+from services.routing.config import RoutingSettings
+from services.routing.domain import assignment as sm
+from services.routing.domain.assignment import CaseRouting, Status
+from services.routing.domain.decision import CaseFacts, Decision, ReferenceData, decide
+from services.routing.refdata_store import RefDataCache
+from services.routing.tables import routing_cases
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class CaseRecord:
+    """A case's row: routing state, the CaseReceived payload, and the first decision's outbox ids."""
+
+    state: CaseRouting
+    received: dict[str, Any] | None = None
+    decision_event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RoutingContext:
+    """What the service layer needs from the running service."""
+
+    settings: RoutingSettings
+    source: str  # CloudEvents source of routing's events
+    refdata: RefDataCache
+
+    @property
+    def return_window(self) -> timedelta:
+        return timedelta(hours=self.settings.return_window_hours)
+
+
+# --- persistence -------------------------------------------------------------------------------------
+
+
+async def load_case(conn: AsyncConnection, case_id: str, *, lock: bool = True) -> CaseRecord | None:
+    query = sa.select(routing_cases).where(routing_cases.c.case_id == case_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        return None
+    return CaseRecord(CaseRouting.model_validate(row.state), row.received, list(row.decision_event_ids))
+
+
+async def save_case(conn: AsyncConnection, record: CaseRecord) -> None:
+    state = record.state
+    current = state.current if state.status in sm.OPEN_ASSIGNMENT | {Status.REPLIED} else None
+    values = {
+        "status": state.status.value,
+        "assignee_kind": current.assignee.kind.value if current else None,
+        "assignee_code": current.assignee.code if current else None,
+        "state": state.model_dump(mode="json"),
+        "received": record.received,
+        "decision_event_ids": record.decision_event_ids,
+        "updated_at": sa.func.now(),
+    }
+    await conn.execute(
+        insert(routing_cases)
+        .values(case_id=state.case_id, **values)
+        .on_conflict_do_update(index_elements=["case_id"], set_=values)
+    )
+
+
+# --- recording events and work items -----------------------------------------------------------------
+
+
+def facts_from(received: dict[str, Any]) -> CaseFacts:
+    """The decision's input from a stored CaseReceived payload (newer optional fields read if present)."""
+    location = received.get("location") or {}
+    return CaseFacts(
+        category_code=received.get("category_code"),
+        unified_category=received.get("category"),
+        lon=location.get("lon"),
+        lat=location.get("lat"),
+        address=received.get("address"),
+        title=received.get("title"),
+        description=received.get("description") or "",
+        town_code=received.get("town_code"),
+        community_code=received.get("community_code"),
+        grid_code=received.get("grid_code"),
+        outside_jurisdiction=bool(received.get("outside_jurisdiction")),
+    )
+
+
+def _work_items(
+    before: CaseRouting, events: Sequence[CaseEvent], record: CaseRecord, ref: ReferenceData | None
+) -> list[dispatch.WorkItem]:
+    """Work items for the departments an event gives a case to, adds as co-handlers, or takes it from."""
+    items = []
+    running = before
+    for event in events:
+        current = running.current
+        if isinstance(event, CaseAssigned):
+            if current is not None and current.assignment_id == event.assignment_id:  # co-handlers added
+                known = {c.code for c in current.co_handlers}
+                targets = [(c, False) for c in event.co_handlers if c.code not in known]
+            else:
+                targets = [(event.assignee, True)] + [(c, False) for c in event.co_handlers]
+            items += [
+                _item("assigned" if primary else "co-handle", assignee, event, record, ref, primary)
+                for assignee, primary in targets
+                if dispatch.is_department(assignee)
+            ]
+        elif isinstance(event, CaseTransferred) and dispatch.is_department(event.from_assignee):
+            items.append(
+                dispatch.work_item(
+                    action="recalled",
+                    department=event.from_assignee,
+                    case_id=event.case_id,
+                    assignment_id=event.from_assignment_id,
+                    attempt=current.attempt if current else running.attempts,
+                    basis=current.basis if current else RoutingBasis(),
+                    received=record.received,
+                    category_name=None,
+                    occurred_at=event.occurred_at,
+                    recall_reason=f"转至{event.to_assignee.name}：{event.reason}",
+                )
+            )
+        running = sm.evolve(running, event)
+    return items
+
+
+def _item(
+    action: str,
+    assignee: Assignee,
+    event: CaseAssigned,
+    record: CaseRecord,
+    ref: ReferenceData | None,
+    primary: bool,
+) -> dispatch.WorkItem:
+    category = ref.categories.get(event.basis.category_code or "") if ref else None
+    return dispatch.work_item(
+        action=action,  # type: ignore[arg-type]
+        department=assignee,
+        case_id=event.case_id,
+        assignment_id=event.assignment_id,
+        attempt=event.attempt,
+        basis=event.basis,
+        received=record.received,
+        category_name=category.name if category else None,
+        occurred_at=event.occurred_at,
+        primary=primary,
+    )
+
+
+def recall_items(record: CaseRecord, reason: str, now: datetime) -> list[dispatch.WorkItem]:
+    """Work items telling the departments holding an open assignment that it is gone."""
+    current = record.state.current
+    if current is None or record.state.status not in sm.OPEN_ASSIGNMENT:
+        return []
+    holders = [current.assignee, *current.co_handlers]
+    return [
+        dispatch.work_item(
+            action="recalled",
+            department=holder,
+            case_id=record.state.case_id,
+            assignment_id=current.assignment_id,
+            attempt=current.attempt,
+            basis=current.basis,
+            received=record.received,
+            category_name=None,
+            occurred_at=now,
+            primary=holder == current.assignee,
+            recall_reason=reason,
+        )
+        for holder in holders
+        if dispatch.is_department(holder)
+    ]
+
+
+async def record_events(
+    conn: AsyncConnection,
+    ctx: RoutingContext,
+    record: CaseRecord,
+    events: Sequence[CaseEvent],
+    *,
+    ref: ReferenceData | None = None,
+    extra_items: Sequence[dispatch.WorkItem] = (),
+) -> list[OutboundMessage]:
+    """Fold ``events`` into the record, save it, and put events and work items in the outbox."""
+    before = record.state
+    record.state = sm.fold(before, events)
+    trace = current_trace_headers()
+    settings = ctx.settings
+    messages = [
+        encode_event(e, source=ctx.source, topic=settings.case_events_topic, trace_headers=trace)
+        for e in events
+    ]
+    items = [*_work_items(before, events, record, ref), *extra_items]
+    messages += [
+        dispatch.encode_work_item(
+            item, source=ctx.source, topic=settings.dispatch_topic(item.department.code), trace_headers=trace
+        )
+        for item in items
+    ]
+    await enqueue(conn, messages)
+    await save_case(conn, record)
+    return messages
+
+
+# --- the consumer ------------------------------------------------------------------------------------
+
+
+class CaseEventHandler:
+    """Routing's reaction to the case log (the runtime's consumer loop calls it per event)."""
+
+    def __init__(self, ctx: RoutingContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, conn: AsyncConnection, delivery: Delivery) -> None:
+        event = delivery.envelope.event
+        if type(event).producer == "routing":
+            return  # our own events: the state was updated in the transaction that wrote them
+        match event:
+            case CaseReceived():
+                await self.on_received(conn, event)
+            case DuplicateLinked():
+                await self.on_duplicate(conn, event)
+            case CaseClosed() | AppealWithdrawn():
+                await self.on_finished(conn, event)
+            case CaseReopened():
+                await self.on_reopened(conn, event)
+
+    async def on_received(self, conn: AsyncConnection, event: CaseReceived) -> None:
+        existing = await load_case(conn, event.case_id)
+        if existing is not None:  # a duplicate link got here first, or a replay of an old event
+            log.info("routing.skip_known_case", case_id=event.case_id, status=existing.state.status.value)
+            return
+        received = event.model_dump(mode="json")
+        record = CaseRecord(CaseRouting(case_id=event.case_id), received)
+        if event.resolved_on_spot:
+            record.state = record.state.model_copy(update={"status": Status.RESOLVED_ON_SPOT})
+            await save_case(conn, record)
+            log.info("routing.not_routed", case_id=event.case_id, reason="resolved_on_spot")
+            return
+        if getattr(event, "duplicate_of", None):
+            record.state = record.state.model_copy(update={"status": Status.DUPLICATE})
+            await save_case(conn, record)
+            log.info("routing.not_routed", case_id=event.case_id, reason="duplicate")
+            return
+        ref = await self.ctx.refdata.get(conn)
+        decision = decide(facts_from(received), ref)
+        events = sm.route(record.state, decision, datetime.now(UTC))
+        messages = await record_events(conn, self.ctx, record, events, ref=ref)
+        record.decision_event_ids = [m.event_id for m in messages]
+        await save_case(conn, record)
+        log.info(
+            "routing.decided",
+            case_id=event.case_id,
+            assignee=decision.assignee.code if decision.assignee else "triage",
+            rule_id=decision.basis.rule_id,
+            method=decision.basis.method,
+        )
+
+    async def on_duplicate(self, conn: AsyncConnection, event: DuplicateLinked) -> None:
+        """A duplicate is not routed. If its routing is still unpublished (same batch as CaseReceived,
+        the usual order), the decision is withdrawn from the outbox; if departments already have it,
+        they are told it is recalled."""
+        record = await load_case(conn, event.case_id)
+        if record is None:
+            record = CaseRecord(CaseRouting(case_id=event.case_id, status=Status.DUPLICATE))
+            await save_case(conn, record)
+            return
+        if record.state.status in sm.FINISHED:
+            return
+        if record.decision_event_ids and await _withdraw_unpublished(conn, record.decision_event_ids):
+            record.state = CaseRouting(case_id=event.case_id, status=Status.DUPLICATE)
+            record.decision_event_ids = []
+            await save_case(conn, record)
+            log.info("routing.decision_withdrawn", case_id=event.case_id, primary=event.primary_case_id)
+            return
+        items = recall_items(record, f"重复件，已并入 {event.primary_case_id}", event.occurred_at)
+        record.state = sm.evolve(record.state, event)
+        await record_events(conn, self.ctx, record, [], extra_items=items)
+
+    async def on_finished(self, conn: AsyncConnection, event: CaseClosed | AppealWithdrawn) -> None:
+        record = await load_case(conn, event.case_id)
+        if record is None:
+            return
+        reason = "群众撤诉" if isinstance(event, AppealWithdrawn) else f"案件已办结（{event.reason}）"
+        items = recall_items(record, reason, event.occurred_at)
+        record.state = sm.evolve(record.state, event)
+        await record_events(conn, self.ctx, record, [], extra_items=items)
+
+    async def on_reopened(self, conn: AsyncConnection, event: CaseReopened) -> None:
+        record = await load_case(conn, event.case_id)
+        if record is None or record.received is None:
+            return
+        ref = await self.ctx.refdata.get(conn)
+        facts = facts_from(record.received)
+
+        def reroute(exclude: frozenset[str]) -> Decision:
+            return decide(facts, ref, exclude=exclude)
+
+        events = sm.reopen(record.state, event.reason, datetime.now(UTC), reroute=reroute)
+        await record_events(conn, self.ctx, record, events, ref=ref)
+
+
+async def _withdraw_unpublished(conn: AsyncConnection, event_ids: list[str]) -> bool:
+    """Delete the outbox rows if none is published yet (waits for a relay holding them)."""
+    rows = (
+        await conn.execute(
+            sa.select(outbox.c.event_id, outbox.c.published_at)
+            .where(outbox.c.event_id.in_(event_ids))
+            .with_for_update()
+        )
+    ).all()
+    if len(rows) != len(event_ids) or any(r.published_at is not None for r in rows):
+        return False
+    await conn.execute(sa.delete(outbox).where(outbox.c.event_id.in_(event_ids)))
+    return True

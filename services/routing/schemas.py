@@ -1,0 +1,85 @@
+"""HTTP shapes of routing's actions (``/v1/cases/{id}/...``) and queries (``/v1/routing/...``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssigneeRef(_Body):
+    kind: Literal["department", "grid"] = "department"
+    code: Annotated[str, Field(min_length=1, max_length=32, description="Department or grid code.")]
+
+
+class AcceptCase(_Body):
+    note: Annotated[str | None, Field(max_length=500)] = None
+
+
+class ReturnCase(_Body):
+    reason: Annotated[
+        str, Field(min_length=1, max_length=1000, description="Why the case is not yours (退单理由).")
+    ]
+
+
+class TransferCase(_Body):
+    to: AssigneeRef
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class AssignCase(_Body):
+    to: AssigneeRef
+    reason: Annotated[str, Field(max_length=1000)] = "人工派单"
+
+
+class CoHandleCase(_Body):
+    departments: Annotated[
+        list[str], Field(min_length=1, max_length=10, description="Co-handling departments.")
+    ]
+
+
+class ReplyToCase(_Body):
+    reply: Annotated[
+        str, Field(min_length=1, max_length=4000, description="The answer to the citizen (答复).")
+    ]
+    resolved: bool = True
+
+
+class RequestExtension(_Body):
+    working_days: Annotated[int, Field(ge=1, le=10)]
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class DecideExtension(_Body):
+    approved: bool
+    working_days: Annotated[int | None, Field(ge=1, le=10)] = None
+    note: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class DecisionRequest(_Body):
+    """A dry-run routing decision (nothing is recorded)."""
+
+    category_code: str | None = None
+    category: str | None = Field(None, description="Intake's unified category, if any.")
+    lat: float | None = None
+    lon: float | None = None
+    crs: Literal["WGS84", "GCJ02", "BD09"] = "WGS84"
+    address: str | None = None
+    description: str = ""
+    exclude: list[str] = Field(default_factory=list, description="Assignee keys such as department:CGJ.")
+
+
+class CasePublic(BaseModel):
+    """Routing's view of a case."""
+
+    case_id: str
+    status: str
+    assignment: dict[str, Any] | None
+    returns: int
+    excluded: list[str]
+    pending_extension: dict[str, Any] | None
+    events: list[str] = Field(default_factory=list, description="Event types this action recorded.")
