@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,13 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     consumers: Sequence[ConsumerSpec] = (),
     extra_topics: Callable[[], dict[str, int]] | None = None,
+    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
 ) -> FastAPI:
-    """The FastAPI app of a service, with lifespan-managed producer, relay and consumers."""
+    """The FastAPI app of a service, with lifespan-managed producer, relay and consumers.
+
+    ``background``: long-running tasks of the service (e.g. sla's timer runner), each called with the
+    stop event once the producer and relay run; a task that dies of a bug stops the process.
+    """
     settings = runtime.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     configure_telemetry(settings.service_name)
@@ -132,6 +137,10 @@ def create_app(
             )
             runtime.consumers.append(consumer)
             task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
+            task.add_done_callback(_crash_on_failure)
+            tasks.append(task)
+        for index, job in enumerate(background):
+            task = asyncio.create_task(job(stop), name=f"background-{index}")
             task.add_done_callback(_crash_on_failure)
             tasks.append(task)
         runtime.ready = True

@@ -1,0 +1,124 @@
+"""Sla's HTTP entrypoints for operators: a case's deadlines, the policy table, the holiday table."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Path, Request
+
+from runtime.auth import Principal, require
+from runtime.problems import Problem
+from runtime.service import ServiceRuntime
+from services.sla import handlers, store
+from services.sla.context import SlaContext
+from services.sla.domain.calendar import PACKAGE_BASIS
+from services.sla.schemas import (
+    CalendarEntry,
+    CalendarYearPublic,
+    CalendarYearUpdate,
+    CaseDeadlinesPublic,
+    DeadlinePublic,
+    TimerPublic,
+)
+from services.sla.tables import cases, holiday_years, holidays
+
+router = APIRouter(prefix="/v1/sla", tags=["sla"])
+Operator = Annotated[Principal, Depends(require("operator", "sre"))]
+Year = Annotated[int, Path(ge=2004, le=2100)]
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+def get_context(request: Request) -> SlaContext:
+    return request.app.state.sla
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+ContextDep = Annotated[SlaContext, Depends(get_context)]
+
+
+@router.get("/cases/{case_id}/deadlines", response_model=CaseDeadlinesPublic)
+async def get_case_deadlines(case_id: str, runtime: RuntimeDep, _: Operator) -> CaseDeadlinesPublic:
+    """A case's stage deadlines, their timers and its supervision level."""
+    async with runtime.engine.connect() as conn:
+        case = (await conn.execute(sa.select(cases).where(cases.c.case_id == case_id))).first()
+        if case is None:
+            raise Problem(404, "case-not-found", f"sla knows no case {case_id}.", case_id=case_id)
+        rows = await store.deadline_rows(conn, case_id)
+        timer_rows = await store.case_timers(conn, case_id)
+    return CaseDeadlinesPublic(
+        case_id=case_id,
+        status=case.status,
+        escalation_level=case.escalation_level,
+        deadlines=[DeadlinePublic.model_validate(row, from_attributes=True) for row in rows.values()],
+        timers=[TimerPublic.model_validate(row, from_attributes=True) for row in timer_rows],
+    )
+
+
+@router.get("/policies")
+async def get_policies(ctx: ContextDep, _: Operator) -> dict[str, Any]:
+    """The policy table in force (时限规则), with its version."""
+    return ctx.table.model_dump(mode="json")
+
+
+@router.get("/calendar/{year}", response_model=CalendarYearPublic)
+async def get_calendar_year(year: Year, runtime: RuntimeDep, _: Operator) -> CalendarYearPublic:
+    """The operator's holiday table for a year, or which basis applies when there is none."""
+    async with runtime.engine.connect() as conn:
+        return await _year(conn, year)
+
+
+@router.put("/calendar/{year}", response_model=CalendarYearPublic)
+async def put_calendar_year(
+    year: Year, body: CalendarYearUpdate, runtime: RuntimeDep, ctx: ContextDep, _: Operator
+) -> CalendarYearPublic:
+    """Publish a year's holidays and make-up workdays; provisional deadlines are recomputed."""
+    outside = [e.date.isoformat() for e in body.entries if e.date.year != year]
+    if outside:
+        raise Problem(422, "date-outside-year", f"Entries must fall in {year}.", dates=outside)
+    if len({e.date for e in body.entries}) != len(body.entries):
+        raise Problem(422, "duplicate-date", "Each date may appear once.")
+    async with runtime.engine.begin() as conn:
+        current = await _year(conn, year)
+        if current.version is not None and _same(current.entries, body.entries):
+            return current  # a repeated PUT changes nothing
+        entries = [(e.date, e.kind, e.name) for e in body.entries]
+        await store.replace_year(conn, year, entries, body.source)
+        await ctx.calendars.refresh(conn, force=True)
+        recomputed = 0
+        for case_id in await store.provisional_case_ids(conn):
+            for row in (await store.deadline_rows(conn, case_id)).values():
+                if row.provisional and row.state in store.ACTIVE:
+                    await handlers.recompute(conn, ctx, row)
+                    recomputed += 1
+        result = await _year(conn, year)
+    runtime.wake_relay()
+    return result.model_copy(update={"recomputed_deadlines": recomputed})
+
+
+def _same(old: list[CalendarEntry], new: list[CalendarEntry]) -> bool:
+    return sorted(e.model_dump_json() for e in old) == sorted(e.model_dump_json() for e in new)
+
+
+async def _year(conn: Any, year: int) -> CalendarYearPublic:
+    version = (
+        await conn.execute(sa.select(holiday_years.c.version).where(holiday_years.c.year == year))
+    ).scalar_one_or_none()
+    rows = (
+        await conn.execute(sa.select(holidays).where(holidays.c.year == year).order_by(holidays.c.day))
+    ).all()
+    if version is not None:
+        basis = f"operator table {year}-v{version}"
+    elif 2004 <= year <= 2026:
+        basis = PACKAGE_BASIS
+    else:
+        basis = "weekends-only (provisional)"
+    return CalendarYearPublic(
+        year=year,
+        version=version,
+        basis=basis,
+        entries=[CalendarEntry(date=r.day, kind=r.kind, name=r.name) for r in rows],
+    )
