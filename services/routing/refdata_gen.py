@@ -154,9 +154,9 @@ def grid_code(community_code: str, sequence: int = 0) -> str:
 
 
 def build_polygons(
-    outline: Polygon, areas: list[dict[str, str]], *, seed: int = SEED, grids_per_community: int = 1
+    outline: Polygon, areas: list[dict[str, str]], *, seed: int = SEED, grids_per_committee: int = 1
 ) -> tuple[list[dict], list[dict]]:
-    """Town and grid GeoJSON features. ``grids_per_community`` > 1 subdivides (bench uses it)."""
+    """Town and grid GeoJSON features. ``grids_per_committee`` > 1 subdivides (bench uses it)."""
     rng = random.Random(seed)
     towns = sorted((a for a in areas if a["level"] in ("street", "town")), key=lambda a: a["code"])
     communities: dict[str, list[dict[str, str]]] = {}
@@ -180,10 +180,10 @@ def build_polygons(
             }
         )
         members = sorted(communities.get(town["code"], []), key=lambda a: a["code"])
-        slots = [(m, seq) for m in members for seq in range(1, grids_per_community + 1)]
+        slots = [(m, seq) for m in members for seq in range(1, grids_per_committee + 1)]
         grid_cells = reading_order(voronoi_cells(cell, seed_points(cell, len(slots), rng, relax=2)))
         for (community, sequence), grid_cell in zip(slots, grid_cells, strict=True):
-            seq = 0 if grids_per_community == 1 else sequence
+            seq = 0 if grids_per_committee == 1 else sequence
             short = community["name"].replace("村民委员会", "").replace("社区居民委员会", "社区")
             grid_features.append(
                 {
