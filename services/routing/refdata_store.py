@@ -154,6 +154,11 @@ async def is_empty(conn: AsyncConnection) -> bool:
     return (await conn.execute(sa.select(sa.func.count()).select_from(rule_sets))).scalar_one() == 0
 
 
+class ReferenceDataMissing(ConnectionError):
+    """No rule set is loaded yet. A ConnectionError, so the consumer loop waits and retries instead of
+    dead-lettering good events."""
+
+
 class RefDataCache:
     """The active rule set, indexed, re-checked at most every ``check_interval_s`` seconds."""
 
@@ -171,7 +176,7 @@ class RefDataCache:
             return self._ref
         version = await active_version(conn)
         if version is None:
-            raise RuntimeError("no reference data loaded: run `python -m services.routing load-refdata`")
+            raise ReferenceDataMissing("no rule set loaded: run `python -m services.routing load-refdata`")
         if self._ref is None or self._ref.rule_set.version != version:
             loaded = await active_bundle(conn)
             assert loaded is not None

@@ -253,3 +253,33 @@ async def test_actions_are_idempotent_by_key_and_illegal_ones_are_409_naming_the
     with pytest.raises(Problem) as hidden:
         await act(cgj, "accept", accept, {})
     assert hidden.value.status == 404
+
+
+def test_the_load_refdata_command_migrates_loads_once_and_reports_no_change_the_second_time(infrastructure):
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    name = f"it_routing_cli_{infrastructure.run_id}"
+    infrastructure.create_databases(name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLINE_")}
+    env |= {"GRIDLINE_POSTGRES_URL": infrastructure.postgres_url, "GRIDLINE_DATABASE_NAME": name}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "services.routing", "load-refdata", "--actor", "it-cli"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr + runs[1].stderr
+    # the report is the indented JSON document at the end (log lines before it are one-line JSON)
+    first, second = (json.loads(run.stdout[re.search(r"^\{$", run.stdout, re.M).start() :]) for run in runs)
+    assert (first["version"], first["created"]) == (1, True)
+    assert first["changes"]["rules"]["added"] and first["changes"]["grids"]["added"] == 594
+    assert (second["version"], second["created"]) == (1, False)
