@@ -20,6 +20,8 @@ class NotificationSent(CaseEvent):
     recipient: Annotated[str, Field(description="Recipient id (never a phone number or e-mail address).")]
     channel: Annotated[str, Field(description="sms | email | webhook")]
     template: str
+    attempts: Annotated[int | None, Field(description="Delivery attempts it took (1 = first try).")] = None
+    title: Annotated[str | None, Field(description="Subject or first line, as the recipient saw it.")] = None
 
 
 class NotificationFailed(CaseEvent):
@@ -34,6 +36,7 @@ class NotificationFailed(CaseEvent):
     channel: str
     attempts: int
     error: str
+    template: str | None = None
 
 
 EVENTS: tuple[type[CaseEvent], ...] = (NotificationSent, NotificationFailed)

@@ -1,18 +1,15 @@
-"""Notify's reaction to case events."""
+"""Notify's entrypoint on the case event log: hand each event to the Notifier.
+
+The shared consumer loop provides the transaction, inbox dedupe and DLQ; the Notifier only queues
+messages (services.notify.handlers), so this consumer never waits on an endpoint.
+"""
 
 from __future__ import annotations
 
-import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from runtime.consumer import Delivery
-
-log = structlog.get_logger(__name__)
+from runtime.consumer import Handler
+from services.notify.handlers import Notifier
 
 
-async def handle(conn: AsyncConnection, delivery: Delivery) -> None:
-    """Walking-skeleton stage: take the event in (the runtime records it in the inbox) and log it.
-
-    The notify issue replaces this with the service's real decisions.
-    """
-    log.debug("notify.event_seen", case_id=delivery.envelope.subject, event_type=delivery.envelope.type)
+def handler(notifier: Notifier) -> Handler:
+    """The consumer handler for ``notifier``."""
+    return notifier.handle
