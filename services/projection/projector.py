@@ -1,6 +1,15 @@
-"""Projection's consumer handler: fold each case event into the read models, in the consumer's transaction."""
+"""Projection's consumer handler: fold case events into the read models, in the consumer's transaction.
+
+``project_batch`` is the one write path: the live consumer calls it with one delivery at a time (the
+shared consumer loop wraps each event in a savepoint), the rebuild with thousands. Per batch it appends the
+timeline, locks and folds the touched summaries, upserts them, applies the statistics deltas and replaces
+the touched cases' worklist rows, each as one multi-row statement.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -8,47 +17,120 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery
 from services.projection import domain
-from services.projection.tables import case_summary, case_timeline
+from services.projection.tables import (
+    STAT_DIMENSIONS,
+    case_stats_daily,
+    case_summary,
+    case_timeline,
+    worklist_item,
+)
+
+SUMMARY_COLUMNS = tuple(c.name for c in case_summary.columns)
+STAT_COUNTER_COLUMNS = tuple(c.name for c in case_stats_daily.columns if c.name not in STAT_DIMENSIONS)
+
+# Built once: constructing a 70-column upsert per event costs more than executing it.
+_summary_insert = insert(case_summary)
+UPSERT_SUMMARY = _summary_insert.on_conflict_do_update(
+    index_elements=["case_id"],
+    set_={name: _summary_insert.excluded[name] for name in SUMMARY_COLUMNS if name != "case_id"},
+)
+_stats_insert = insert(case_stats_daily)
+ADD_STATS = _stats_insert.on_conflict_do_update(
+    index_elements=list(STAT_DIMENSIONS),
+    set_={name: case_stats_daily.c[name] + _stats_insert.excluded[name] for name in STAT_COUNTER_COLUMNS},
+)
+APPEND_TIMELINE = (
+    insert(case_timeline)
+    .on_conflict_do_nothing(index_elements=["event_id"])
+    .returning(case_timeline.c.event_id)
+)
 
 
 async def project(conn: AsyncConnection, delivery: Delivery) -> None:
-    """Apply one event to the case summary and append it to the timeline."""
+    """Apply one event to the read models (the live consumer's handler)."""
+    await project_batch(conn, [delivery])
+
+
+async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> int:
+    """Apply events (in log order) to every read model; return how many were new. Idempotent."""
+    if not deliveries:
+        return 0
+    inserted = set((await conn.execute(APPEND_TIMELINE, [timeline_row(d) for d in deliveries])).scalars())
+    fresh = [d for d in deliveries if d.envelope.id in inserted]
+    if not fresh:
+        return 0  # all already projected (the inbox normally catches this first)
+    case_ids = sorted({d.envelope.event.case_id for d in fresh})
+    rows = await conn.execute(
+        sa.select(case_summary)
+        .where(case_summary.c.case_id.in_(case_ids))
+        .order_by(case_summary.c.case_id)
+        .with_for_update()
+    )
+    before: dict[str, dict[str, Any] | None] = dict.fromkeys(case_ids)
+    before.update({row["case_id"]: dict(row) for row in rows.mappings()})
+    after = dict(before)
+    for delivery in fresh:
+        event = delivery.envelope.event
+        after[event.case_id] = domain.apply(after[event.case_id], event, event.occurred_at)
+    await _write_summaries(conn, [after[c] for c in case_ids])  # type: ignore[misc]
+    await _write_stats(conn, domain.stat_deltas([(before[c], after[c]) for c in case_ids]))  # type: ignore[misc]
+    changed = [c for c in case_ids if _worklist_changed(before[c], after[c])]
+    if changed:
+        await _write_worklists(conn, changed, [after[c] for c in changed])  # type: ignore[misc]
+    return len(fresh)
+
+
+def timeline_row(delivery: Delivery) -> dict[str, Any]:
+    """The timeline row of one delivered event."""
     envelope = delivery.envelope
     event = envelope.event
-    appended = await conn.execute(
-        insert(case_timeline)
-        .values(
-            event_id=envelope.id,
-            case_id=event.case_id,
-            event_type=envelope.type,
-            occurred_at=event.occurred_at,
-            actor=event.actor,
-            source=envelope.source,
-            data=event.model_dump(mode="json"),
-            log_partition=delivery.partition,
-            log_offset=delivery.offset,
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(case_timeline.c.event_id)
-    )
-    if appended.first() is None:
-        return  # already projected (the inbox normally catches this first)
-    row = (
-        (
-            await conn.execute(
-                sa.select(case_summary).where(case_summary.c.case_id == event.case_id).with_for_update()
+    return {
+        "event_id": envelope.id,
+        "case_id": event.case_id,
+        "event_type": envelope.type,
+        "occurred_at": event.occurred_at,
+        "actor": event.actor,
+        "source": envelope.source,
+        "data": event.model_dump(mode="json"),
+        "log_partition": delivery.partition,
+        "log_offset": delivery.offset,
+    }
+
+
+def summary_row(state: dict[str, Any]) -> dict[str, Any]:
+    """The case_summary row of a folded summary (every column present, search grams filled)."""
+    row = {name: state.get(name) for name in SUMMARY_COLUMNS}
+    row["search_grams"] = domain.grams(row["search_text"])
+    return row
+
+
+async def _write_summaries(conn: AsyncConnection, states: list[dict[str, Any]]) -> None:
+    await conn.execute(UPSERT_SUMMARY, [summary_row(s) for s in states])
+
+
+async def _write_stats(conn: AsyncConnection, deltas: dict[tuple, dict[str, int]]) -> None:
+    if not deltas:
+        return
+    rows = [
+        {**dict(zip(STAT_DIMENSIONS, key, strict=True)), **counters}
+        for key, counters in sorted(deltas.items())
+    ]
+    await conn.execute(ADD_STATS, rows)
+    if any(counters["received"] < 0 for counters in deltas.values()):  # only then can a row reach zero
+        await conn.execute(
+            sa.delete(case_stats_daily).where(
+                case_stats_daily.c.day.in_(sorted({key[0] for key in deltas})),
+                case_stats_daily.c.received == 0,
             )
         )
-        .mappings()
-        .first()
-    )
-    state = domain.apply(dict(row) if row else None, event, event.occurred_at)
-    columns = {c.name for c in case_summary.columns}
-    values = {k: v for k, v in state.items() if k in columns}
-    await conn.execute(
-        insert(case_summary)
-        .values(**values)
-        .on_conflict_do_update(
-            index_elements=["case_id"], set_={k: v for k, v in values.items() if k != "case_id"}
-        )
-    )
+
+
+def _worklist_changed(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    return before is None or domain.worklist_items(before) != domain.worklist_items(after)
+
+
+async def _write_worklists(conn: AsyncConnection, case_ids: list[str], states: list[dict[str, Any]]) -> None:
+    await conn.execute(sa.delete(worklist_item).where(worklist_item.c.case_id.in_(case_ids)))
+    items = [item for state in states for item in domain.worklist_items(state)]
+    if items:
+        await conn.execute(insert(worklist_item), items)

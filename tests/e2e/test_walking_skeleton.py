@@ -19,6 +19,10 @@ def wait_for_case(cases: httpx.Client, case_id: str, *, events: int = 1, timeout
     raise AssertionError(f"case {case_id} not projected within {timeout}s (last: {response.status_code})")
 
 
+def received_events(case: dict) -> int:
+    return sum(e["event_type"] == "gridline.case.received.v1" for e in case["timeline"])
+
+
 def test_a_hotline_case_posted_over_http_is_readable_after_crossing_kafka(intake, cases):
     order = hotline_order(1, seed=101)
     response = intake.post("/v1/intake/hotline", json=order)
@@ -28,12 +32,14 @@ def test_a_hotline_case_posted_over_http_is_readable_after_crossing_kafka(intake
 
     case = wait_for_case(cases, case_id)
 
-    assert case["status"] == "received"
+    assert case["status"] in {"received", "triage", "assigned"}  # routing may already have decided
     assert case["source"] == "hotline"
     assert case["external_id"] == order["order_no"]
     assert case["description"] == order["content"]
     assert case["citizen_phone_masked"] == order["caller_phone"][:3] + "****" + order["caller_phone"][-4:]
-    assert [e["event_type"] for e in case["timeline"]] == ["gridline.case.received.v1"]
+    # Routing, sla and notify may already have added their events; reception comes first, once.
+    assert case["timeline"][0]["event_type"] == "gridline.case.received.v1"
+    assert received_events(case) == 1
     assert order["caller_phone"] not in str(case)  # the full number never leaves intake
 
 
@@ -51,7 +57,7 @@ def test_resubmitting_the_same_order_returns_the_same_case_and_a_changed_one_con
     assert changed.json()["case_id"] == first.json()["case_id"]
 
     case = wait_for_case(cases, first.json()["case_id"])
-    assert len(case["timeline"]) == 1  # one case, one CaseReceived, however many retries
+    assert received_events(case) == 1  # one case, one CaseReceived, however many retries
 
 
 def test_invalid_input_gets_a_problem_json_naming_each_field(intake):

@@ -1,0 +1,216 @@
+"""Rebuild every read model from offset 0 into a fresh schema while the live one serves; then swap.
+
+1. Clone the live schema's tables, empty, into ``projection_rebuild_<time>``.
+2. Read the case event log from the beginning of every partition up to its end offsets, folding batches
+   into the clone with the projector's own write path, plus inbox and tracking rows for the live
+   consumer's name (so after the swap the live consumer recognises what the rebuild already applied).
+3. Add the secondary indexes, catch up to the new end offsets.
+4. Lock the live tables in the live consumer's order (it pauses between batches), catch up to exactly
+   the live consumer's tracked offsets, compare checksums, rename the schemas (atomic), commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from tqdm import tqdm
+
+from contracts.envelope import ContractError, decode_message
+from runtime.consumer import Delivery
+from runtime.db import create_engine, inbox, tracking
+from services.projection import schema_ops
+from services.projection.config import ProjectionSettings
+from services.projection.projector import project_batch
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild did: where it went, how much it read and how fast, and the checksums compared."""
+
+    schema: str
+    retired: str | None = None
+    events: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    live_checksums: dict[str, str] = field(default_factory=dict)
+    rebuilt_checksums: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def identical(self) -> bool:
+        return self.live_checksums == self.rebuilt_checksums
+
+
+class Rebuilder:
+    """One rebuild run against one projection database and one case event topic."""
+
+    def __init__(
+        self, settings: ProjectionSettings, *, batch_size: int = 5000, progress: bool = True
+    ) -> None:
+        self.settings = settings
+        self.batch_size = batch_size
+        self.progress = progress
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+        self.report = RebuildReport(schema=f"projection_rebuild_{stamp}")
+        self.live: AsyncEngine = create_engine(settings)
+        self.target: AsyncEngine = create_async_engine(
+            settings.database_url, connect_args={"server_settings": {"search_path": self.report.schema}}
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self.positions: dict[TopicPartition, int] = {}
+
+    async def run(self, *, switch: bool = True, keep_retired: bool = False) -> RebuildReport:
+        """Rebuild, and unless ``switch`` is false swap the result in; returns the report."""
+        started = time.monotonic()
+        await self.consumer.start()
+        try:
+            async with self.live.begin() as conn:
+                await schema_ops.clone_schema(conn, self.report.schema)
+            partitions = await self._assign()
+            await self._copy_until(await self.consumer.end_offsets(partitions), "重建读模型")
+            async with self.target.begin() as conn:
+                await schema_ops.add_secondary_indexes(conn, self.report.schema)
+                await conn.execute(sa.text("ANALYZE"))
+            await self._copy_until(await self.consumer.end_offsets(partitions), "追赶新事件")
+            if switch:
+                await self._switch(keep_retired)
+            else:
+                async with self.live.connect() as conn:
+                    self.report.rebuilt_checksums = await schema_ops.checksums(conn, self.report.schema)
+        finally:
+            self.report.seconds = time.monotonic() - started
+            await self.consumer.stop()
+            await self.target.dispose()
+            await self.live.dispose()
+        return self.report
+
+    async def _assign(self) -> list[TopicPartition]:
+        topic = self.settings.case_events_topic
+        found = None
+        for _ in range(50):
+            found = self.consumer.partitions_for_topic(topic)
+            if found:
+                break
+            await self.consumer._client.force_metadata_update()  # topic metadata is fetched lazily
+            await asyncio.sleep(0.1)
+        if not found:
+            raise RuntimeError(f"topic {topic!r} not found")
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+        beginnings = await self.consumer.beginning_offsets(partitions)
+        self.positions = dict(beginnings)
+        return partitions
+
+    async def _copy_until(self, targets: dict[TopicPartition, int], label: str) -> None:
+        """Fold records until every partition's position reaches its target (exclusive) offset."""
+        remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
+        with tqdm(
+            total=remaining, desc=label, unit="事件", unit_scale=True, disable=not self.progress
+        ) as bar:
+            while any(self.positions[tp] < targets[tp] for tp in targets):
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                for tp, records in batches.items():
+                    await self._apply(tp, records)
+                    self.positions[tp] = records[-1].offset + 1
+                    bar.update(len(records))
+
+    async def _apply(self, tp: TopicPartition, records: list) -> None:
+        deliveries, inbox_rows = [], []
+        for record in records:
+            try:
+                envelope = decode_message(record.key, record.headers, record.value)
+            except ContractError:
+                event_id = _ce_id(record) or f"{record.topic}:{record.partition}:{record.offset}"
+                inbox_rows.append(self._inbox_row(event_id, record, "dead-lettered"))
+                self.report.dead_lettered += 1
+                continue
+            deliveries.append(Delivery(envelope, record.topic, record.partition, record.offset))
+            inbox_rows.append(self._inbox_row(envelope.id, record, "applied"))
+        async with self.target.begin() as conn:
+            await project_batch(conn, deliveries)
+            if inbox_rows:
+                await conn.execute(insert(inbox).on_conflict_do_nothing(), inbox_rows)
+            await conn.execute(
+                insert(tracking)
+                .values(
+                    consumer=self.settings.consumer_group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=records[-1].offset,
+                )  # fmt: skip
+                .on_conflict_do_update(
+                    index_elements=["consumer", "topic", "partition"], set_={"offset": records[-1].offset}
+                )
+            )
+        self.report.events += len(records)
+
+    def _inbox_row(self, event_id: str, record, outcome: str) -> dict:
+        return {
+            "consumer": self.settings.consumer_group,
+            "event_id": event_id,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "outcome": outcome,
+        }
+
+    async def _switch(self, keep_retired: bool) -> None:
+        retired = self.report.schema.replace("projection_rebuild_", "projection_retired_")
+        async with self.live.begin() as conn:
+            await schema_ops.lock_live(conn)
+            live = await conn.execute(
+                sa.select(tracking.c.partition, tracking.c.offset).where(
+                    tracking.c.consumer == self.settings.consumer_group,
+                    tracking.c.topic == self.settings.case_events_topic,
+                )
+            )
+            targets = {TopicPartition(self.settings.case_events_topic, p): o + 1 for p, o in live.all()}
+            await self._copy_until({tp: targets.get(tp, 0) for tp in self.positions}, "切换前追平")
+            self.report.live_checksums = await schema_ops.checksums(conn, schema_ops.LIVE)
+            self.report.rebuilt_checksums = await schema_ops.checksums(conn, self.report.schema)
+            await schema_ops.swap_in(conn, self.report.schema, retired)
+        self.report.retired = retired
+        if not keep_retired:
+            async with self.live.begin() as conn:
+                await conn.execute(sa.text(f"DROP SCHEMA {schema_ops.quoted(retired)} CASCADE"))
+                self.report.retired = None
+
+
+def _ce_id(record) -> str | None:
+    for key, value in record.headers or ():
+        if key == "ce_id" and value is not None:
+            return value.decode(errors="replace")
+    return None
+
+
+async def rebuild(settings: ProjectionSettings, **options) -> RebuildReport:
+    """Run one rebuild (see module docstring); options as for ``Rebuilder`` and ``Rebuilder.run``."""
+    run_options = {k: options.pop(k) for k in ("switch", "keep_retired") if k in options}
+    return await Rebuilder(settings, **options).run(**run_options)
+
+
+async def live_checksums(settings: ProjectionSettings) -> dict[str, str]:
+    """Checksums of the live read models (compare two databases, or before and after a rebuild)."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await schema_ops.checksums(conn, schema_ops.LIVE)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,104 @@
+"""Schema-level operations of the rebuild: clone the read-model schema empty, index it, checksum, swap.
+
+Tables are cloned from the live ``public`` schema (``LIKE ... INCLUDING ALL`` minus indexes), so the clone
+always matches the migrated shape without a second copy of the DDL. Secondary indexes are added after the
+bulk load, which is much faster than maintaining them row by row.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+LIVE = "public"
+# The order the live consumer touches its tables in (inbox first, tracking last): locking in the same
+# order means the swap waits for an in-flight batch instead of deadlocking with it.
+LOCK_ORDER = ("inbox", "case_timeline", "case_summary", "case_stats_daily", "worklist_item", "tracking")
+CHECKSUMS = {
+    "case_summary": ("case_id", None),
+    "case_timeline": ("event_id", None),
+    "case_stats_daily": ("day, category_code, town_code, department_code, source", "received <> 0"),
+    "worklist_item": ("owner_kind, owner_code, case_id", None),
+}
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def live_tables(conn: AsyncConnection) -> list[str]:
+    rows = await conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": LIVE})
+    return sorted(r.tablename for r in rows)
+
+
+async def clone_schema(conn: AsyncConnection, schema: str) -> None:
+    """Create ``schema`` with every live table, empty, with keys but without secondary indexes."""
+    await conn.execute(sa.text(f"CREATE SCHEMA {quoted(schema)}"))
+    for table in await live_tables(conn):
+        await conn.execute(
+            sa.text(
+                f"CREATE TABLE {quoted(schema)}.{quoted(table)} (LIKE {LIVE}.{quoted(table)} "
+                "INCLUDING ALL EXCLUDING INDEXES)"
+            )
+        )
+        constraints = await conn.execute(
+            sa.text(
+                "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+                "WHERE conrelid = CAST(:t AS regclass) AND contype IN ('p', 'u') ORDER BY conname"
+            ),
+            {"t": f"{LIVE}.{quoted(table)}"},
+        )
+        for name, definition in constraints.all():
+            await conn.execute(
+                sa.text(
+                    f"ALTER TABLE {quoted(schema)}.{quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
+                )
+            )
+    await conn.execute(
+        sa.text(f"INSERT INTO {quoted(schema)}.alembic_version SELECT * FROM {LIVE}.alembic_version")
+    )
+
+
+async def add_secondary_indexes(conn: AsyncConnection, schema: str) -> int:
+    """Create in ``schema`` every live index that no key constraint owns; return how many."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND NOT EXISTS ("
+            " SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+            " WHERE n.nspname = :s AND c.conname = i.indexname) ORDER BY i.indexname"
+        ),
+        {"s": LIVE},
+    )
+    count = 0
+    for _name, definition in rows.all():
+        await conn.execute(sa.text(definition.replace(f" ON {LIVE}.", f" ON {quoted(schema)}.", 1)))
+        count += 1
+    return count
+
+
+async def checksums(conn: AsyncConnection, schema: str) -> dict[str, str]:
+    """md5 over every read-model row in key order, per table (statistics rows of zero left out)."""
+    found = {}
+    for table, (order, where) in CHECKSUMS.items():
+        condition = f" WHERE {where}" if where else ""
+        value = await conn.scalar(
+            sa.text(
+                f"SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) "
+                f"FROM {quoted(schema)}.{quoted(table)} t{condition}"
+            )
+        )
+        found[table] = str(value)
+    return found
+
+
+async def lock_live(conn: AsyncConnection, lock_timeout_s: int = 60) -> None:
+    """Stop the live consumer between batches (and readers, briefly) until this transaction ends."""
+    await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s)}s'"))
+    tables = ", ".join(f"{LIVE}.{quoted(t)}" for t in LOCK_ORDER)
+    await conn.execute(sa.text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
+
+
+async def swap_in(conn: AsyncConnection, schema: str, retired: str) -> None:
+    """Rename live to ``retired`` and ``schema`` to live, in the caller's transaction (atomic on commit)."""
+    await conn.execute(sa.text(f"ALTER SCHEMA {LIVE} RENAME TO {quoted(retired)}"))
+    await conn.execute(sa.text(f"ALTER SCHEMA {quoted(schema)} RENAME TO {LIVE}"))
