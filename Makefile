@@ -30,6 +30,7 @@ run-traced: setup ## like run, plus a Jaeger trace viewer on http://127.0.0.1:16
 	GRIDLINE_TRACING=jaeger $(PY) -m devtools.run
 
 test: setup ## unit, integration and e2e tests on real Kafka and PostgreSQL
+	$(PY) -m devtools.infra fetch --for-tests
 	$(PY) -m pytest -ra
 
 test-unit: $(STAMP) ## pure tests only (no servers)

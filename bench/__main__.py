@@ -1,4 +1,4 @@
-"""``make bench``: run every bench/<name>.py that defines ``main()`` (or only those named on the command line)."""
+"""``make bench``: run each bench/<name>.py that has ``main()`` (or only those named as arguments)."""
 
 from __future__ import annotations
 

@@ -148,6 +148,17 @@ def ensure_jaeger() -> Path:
     return binary
 
 
+def ensure_chromium() -> str:
+    """Debian's Chromium (and a CJK font so screenshots show Chinese) for the console's browser test."""
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if not found:
+        apt_install("chromium")
+        found = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").exists():
+        apt_install("fonts-wqy-microhei")
+    return found
+
+
 def ensure_nginx() -> str:
     """Path of the nginx binary (the local gateway); apt-installs nginx-light when missing."""
     found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
@@ -516,7 +527,10 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m devtools.infra {fetch,kafka,postgres,wait,createdbs}`."""
     parser = argparse.ArgumentParser(prog="python -m devtools.infra", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("fetch", help="ensure the Kafka jars and PostgreSQL binaries")
+    f = sub.add_parser("fetch", help="ensure the Kafka jars and PostgreSQL binaries")
+    f.add_argument(
+        "--for-tests", action="store_true", help="also Chromium and CJK fonts (console browser test)"
+    )
     k = sub.add_parser("kafka", help="run a broker in the foreground (formats its storage if new)")
     k.add_argument("--port", type=int, default=9092)
     k.add_argument("--controller-port", type=int, default=9093)
@@ -538,6 +552,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.cmd == "fetch":
         print("kafka jars: {}\npostgresql: {}".format(*fetch()))
+        if args.for_tests:
+            print(f"chromium: {ensure_chromium()}")
     elif args.cmd == "kafka":
         _exec(prepare_kafka(args.workdir, args.port, args.controller_port, args.fresh))
     elif args.cmd == "postgres":
