@@ -1,11 +1,21 @@
-"""Sla's HTTP entrypoints for operators: a case's deadlines, the policy table, the holiday table."""
+"""Sla's HTTP entrypoints for operators: a case's deadlines, pausing and resuming its clocks, the policy
+table, the holiday table.
+
+Pause and resume accept an ``Idempotency-Key`` header: a retry with the same key and body gets the first
+answer again (``Idempotent-Replayed: true``) and changes nothing; without a key, pausing paused clocks
+(or resuming running ones) is a 409.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
+import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.auth import Principal, require
 from runtime.problems import Problem
@@ -18,6 +28,8 @@ from services.sla.schemas import (
     CalendarYearPublic,
     CalendarYearUpdate,
     CaseDeadlinesPublic,
+    ClockActionPublic,
+    ClockPause,
     DeadlinePublic,
     TimerPublic,
 )
@@ -25,6 +37,14 @@ from services.sla.tables import cases, holiday_years, holidays
 
 router = APIRouter(prefix="/v1/sla", tags=["sla"])
 Operator = Annotated[Principal, Depends(require("operator", "sre"))]
+OperatorOnly = Annotated[Principal, Depends(require("operator"))]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=200, description="Makes retries safe.")
+]
+CLOCK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "sla knows no such case"},
+    409: {"description": "Already paused, or nothing to pause or resume (problem+json names the clocks)"},
+}
 Year = Annotated[int, Path(ge=2004, le=2100)]
 
 
@@ -47,10 +67,82 @@ async def get_case_deadlines(case_id: str, runtime: RuntimeDep, _: Operator) -> 
         case = (await conn.execute(sa.select(cases).where(cases.c.case_id == case_id))).first()
         if case is None:
             raise Problem(404, "case-not-found", f"sla knows no case {case_id}.", case_id=case_id)
-        rows = await store.deadline_rows(conn, case_id)
-        timer_rows = await store.case_timers(conn, case_id)
+        return await _case_public(conn, case)
+
+
+@router.post("/cases/{case_id}/pause", response_model=ClockActionPublic, responses=CLOCK_RESPONSES)
+async def pause_case_clocks(
+    case_id: str,
+    body: ClockPause,
+    runtime: RuntimeDep,
+    ctx: ContextDep,
+    principal: OperatorOnly,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Pause the case's running clocks (e.g. waiting for the citizen); their pending cards are cancelled."""
+    return await _clock_action(runtime, ctx, principal, case_id, "pause", body, idempotency_key)
+
+
+@router.post("/cases/{case_id}/resume", response_model=ClockActionPublic, responses=CLOCK_RESPONSES)
+async def resume_case_clocks(
+    case_id: str,
+    runtime: RuntimeDep,
+    ctx: ContextDep,
+    principal: OperatorOnly,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Resume paused clocks: deadlines move by the paused working time and are set again."""
+    return await _clock_action(runtime, ctx, principal, case_id, "resume", None, idempotency_key)
+
+
+async def _clock_action(
+    runtime: ServiceRuntime,
+    ctx: SlaContext,
+    principal: Principal,
+    case_id: str,
+    action: str,
+    body: ClockPause | None,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    request = {"case_id": case_id, "action": action, "body": body.model_dump() if body else None}
+    request_hash = hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    async with runtime.engine.begin() as conn:
+        case = await store.lock_case(conn, case_id)  # serialises concurrent actions (and retries) per case
+        if case is None:
+            raise Problem(404, "case-not-found", f"sla knows no case {case_id}.", case_id=case_id)
+        if idempotency_key is not None:
+            prior = await store.prior_answer(conn, principal.client_id, idempotency_key)
+            if prior is not None:
+                if prior.request_hash != request_hash:
+                    raise Problem(
+                        422, "idempotency-key-reused", "This Idempotency-Key was used for another request."
+                    )
+                return JSONResponse(
+                    prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
+                )
+        try:
+            if action == "pause" and body is not None:
+                stages = await handlers.pause_clocks(conn, ctx, case_id, body.reason)
+            else:
+                stages = await handlers.resume_clocks(conn, ctx, case_id)
+        except handlers.ClockConflict as exc:
+            clocks = {row.stage: row.state for row in (await store.deadline_rows(conn, case_id)).values()}
+            raise Problem(409, exc.problem, str(exc), case_id=case_id, clocks=clocks) from exc
+        answer = ClockActionPublic(action=action, stages=stages, case=await _case_public(conn, case))
+        response = answer.model_dump(mode="json")
+        if idempotency_key is not None:
+            await store.remember_answer(
+                conn, principal.client_id, idempotency_key, case_id, action, request_hash, 200, response
+            )
+    runtime.wake_relay()
+    return JSONResponse(response)
+
+
+async def _case_public(conn: AsyncConnection, case: sa.Row) -> CaseDeadlinesPublic:
+    rows = await store.deadline_rows(conn, case.case_id)
+    timer_rows = await store.case_timers(conn, case.case_id)
     return CaseDeadlinesPublic(
-        case_id=case_id,
+        case_id=case.case_id,
         status=case.status,
         escalation_level=case.escalation_level,
         deadlines=[DeadlinePublic.model_validate(row, from_attributes=True) for row in rows.values()],

@@ -44,6 +44,10 @@ async def apply(conn: AsyncConnection, ctx: SlaContext, delivery: Delivery) -> N
             await handlers.start_assignment_clocks(
                 conn, ctx, case_id, event.occurred_at, event.assignment_id, event.basis.category_code
             )
+        case routing.CaseSentToTriage():
+            await handlers.start_triage_clock(
+                conn, ctx, case_id, event.occurred_at, event.basis.category_code
+            )
         case routing.AssignmentAccepted():
             await handlers.stop_clocks(
                 conn, ctx, case_id, [STAGE.SIGN_FOR], assignment_id=event.assignment_id

@@ -6,20 +6,21 @@ outgoing events (through the outbox) are written together, so a crash leaves all
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.events.sla import CaseEscalated, DeadlineSet, DeadlineStage
+from contracts.events.sla import CaseEscalated, ClockPaused, ClockResumed, DeadlineSet, DeadlineStage
 from runtime.outbox import enqueue
 from services.sla import store
 from services.sla.context import SlaContext
 from services.sla.domain.deadlines import (
     compute_deadline,
     next_escalation_level,
+    paused_in_clock,
     plan_cards,
 )
 from services.sla.domain.policy import Limit, Policy, StageLimit
@@ -45,11 +46,28 @@ async def start_assignment_clocks(
     for stage in ASSIGNMENT_STAGES:
         if stage in policy.stages:
             await _start_stage(conn, ctx, case_id, stage, at, policy, assignment_id, existing.get(stage))
-    case_row = existing.get(DeadlineStage.CASE)
-    if case_row is None or case_row.state == "cancelled":
-        await _start_stage(conn, ctx, case_id, DeadlineStage.CASE, at, policy, None, case_row)
+    await _ensure_case_clock(conn, ctx, case, policy, at, existing.get(DeadlineStage.CASE))
+
+
+async def start_triage_clock(
+    conn: AsyncConnection, ctx: SlaContext, case_id: str, at: datetime, category_code: str | None = None
+) -> None:
+    """A case waiting in district triage (人工分拨) runs on its case clock, so lateness there is carded
+    too; the assignment that follows keeps that clock and adds the stage clocks."""
+    case = await store.ensure_case(conn, case_id, category_code=category_code)
+    policy = ctx.table.select(case.appeal_type, case.urgency, case.category_code)
+    case_row = (await store.deadline_rows(conn, case_id, [DeadlineStage.CASE])).get(DeadlineStage.CASE)
+    await _ensure_case_clock(conn, ctx, case, policy, at, case_row)
+
+
+async def _ensure_case_clock(
+    conn: AsyncConnection, ctx: SlaContext, case: sa.Row, policy: Policy, at: datetime, row: sa.Row | None
+) -> None:
+    """Start the overall case clock unless one runs (or is paused, or has stopped)."""
+    if row is None or row.state == "cancelled":
+        await _start_stage(conn, ctx, case.case_id, DeadlineStage.CASE, at, policy, None, row)
     if case.status != "open":
-        await store.update_case(conn, case_id, status="open")
+        await store.update_case(conn, case.case_id, status="open")
 
 
 async def _start_stage(
@@ -90,8 +108,13 @@ async def _set_clock(
     generation: int,
     extension_days: int = 0,
     paused_seconds: float = 0.0,
+    paused_at: datetime | None = None,
+    skip_kinds: Collection[str] = (),
 ) -> None:
-    """Compute a stage deadline, replace its row and timers, and announce it (DeadlineSet)."""
+    """Compute a stage deadline, replace its row and timers, and announce it (DeadlineSet).
+
+    A clock recomputed while paused stays paused and gets no timers (its resumption schedules them);
+    ``skip_kinds`` are cards already shown for this clock, not planned again."""
     deadline = compute_deadline(
         ctx.calendar, stage, start, limit, extension_days, timedelta(seconds=paused_seconds)
     )
@@ -110,23 +133,18 @@ async def _set_clock(
             "due_at": deadline.due_at,
             "extension_days": extension_days,
             "paused_seconds": paused_seconds,
-            "paused_at": None,
-            "state": "running",
+            "paused_at": paused_at,
+            "state": "running" if paused_at is None else "paused",
             "provisional": deadline.provisional,
             "calendar_basis": deadline.calendar_basis,
             "stopped_at": None,
         },
     )
     await store.cancel_timers(conn, case_id, ctx.now(), stages=[stage])
-    await store.schedule(
-        conn,
-        case_id,
-        str(stage),
-        generation,
-        plan_cards(ctx.calendar, ctx.table, deadline, limit),
-        deadline.due_at,
-        assignment_id,
-    )
+    if paused_at is None:
+        planned = plan_cards(ctx.calendar, ctx.table, deadline, limit)
+        planned = [timer for timer in planned if timer.kind not in skip_kinds]
+        await store.schedule(conn, case_id, str(stage), generation, planned, deadline.due_at, assignment_id)
     event = DeadlineSet(
         case_id=case_id,
         occurred_at=ctx.now(),
@@ -177,6 +195,7 @@ async def recompute(
         generation=row.generation + 1,
         extension_days=row.extension_days if extension_days is None else extension_days,
         paused_seconds=row.paused_seconds,
+        paused_at=row.paused_at if row.state == "paused" else None,
     )
 
 
@@ -222,3 +241,75 @@ async def supervise(
     await store.update_case(conn, case_id, escalation_level=level)
     event = CaseEscalated(case_id=case_id, occurred_at=ctx.now(), actor="sla", level=level, reason=reason)
     await enqueue(conn, [ctx.message(event, "supervise", *identity)])
+
+
+class ClockConflict(Exception):
+    """The case's clocks are not in the state the operator's action needs (answered with 409)."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
+
+
+async def pause_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str, reason: str) -> list[str]:
+    """Stop every running clock of the case (e.g. waiting for the citizen); their pending cards are
+    cancelled and each stage announces ClockPaused. Returns the paused stages."""
+    rows = await store.deadline_rows(conn, case_id)
+    running = [row for row in rows.values() if row.state == "running"]
+    if not running:
+        if any(row.state == "paused" for row in rows.values()):
+            raise ClockConflict("clock-already-paused", f"The clocks of {case_id} are already paused.")
+        raise ClockConflict("no-running-clock", f"{case_id} has no running clock to pause.")
+    now = ctx.now()
+    stages = [row.stage for row in running]
+    await store.pause_deadlines(conn, case_id, stages, now)
+    await store.cancel_timers(conn, case_id, now, stages=stages)
+    events = [
+        ctx.message(
+            ClockPaused(case_id=case_id, occurred_at=now, actor="sla", stage=row.stage, reason=reason),
+            row.stage,
+            row.generation,
+            "clock-paused",
+        )
+        for row in running
+    ]
+    await enqueue(conn, events)
+    return stages
+
+
+async def resume_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str) -> list[str]:
+    """Run the paused clocks again: each deadline moves by the pause's length in its own clock (office
+    time for working clocks), a new generation is scheduled (DeadlineSet) and ClockResumed announced.
+    Cards already shown for a clock are not shown again. Returns the resumed stages."""
+    rows = await store.deadline_rows(conn, case_id)
+    paused = [row for row in rows.values() if row.state == "paused"]
+    if not paused:
+        raise ClockConflict("clock-not-paused", f"No clock of {case_id} is paused.")
+    now = ctx.now()
+    for row in paused:
+        limit = stage_limit(ctx, row)
+        pause = paused_in_clock(ctx.calendar, limit.clock, row.paused_at, now)
+        await _set_clock(
+            conn,
+            ctx,
+            case_id=case_id,
+            stage=DeadlineStage(row.stage),
+            start=row.started_at,
+            limit=limit,
+            policy_id=row.policy_id,
+            policy_version=row.policy_version,
+            assignment_id=row.assignment_id,
+            generation=row.generation + 1,
+            extension_days=row.extension_days,
+            paused_seconds=row.paused_seconds + pause.total_seconds(),
+            skip_kinds=await store.fired_kinds(conn, case_id, row.stage, since=row.started_at),
+        )
+        event = ClockResumed(
+            case_id=case_id,
+            occurred_at=now,
+            actor="sla",
+            stage=row.stage,
+            paused_seconds=pause.total_seconds(),
+        )
+        await enqueue(conn, [ctx.message(event, row.stage, row.generation, "clock-resumed")])
+    return [row.stage for row in paused]

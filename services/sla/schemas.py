@@ -60,3 +60,17 @@ class CalendarYearPublic(BaseModel):
     basis: str
     entries: list[CalendarEntry]
     recomputed_deadlines: int = 0
+
+
+class ClockPause(BaseModel):
+    """Why the case's clocks stop, e.g. waiting for the citizen (等待群众补充材料)."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=200, examples=["waiting for citizen"])]
+
+
+class ClockActionPublic(BaseModel):
+    """What a pause or resume changed, and the case's deadlines after it."""
+
+    action: Literal["pause", "resume"]
+    stages: list[str]
+    case: CaseDeadlinesPublic

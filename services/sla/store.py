@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.events.sla import DeadlineStage
 from services.sla.domain.calendar import YearTable
 from services.sla.domain.deadlines import PlannedTimer
-from services.sla.tables import cases, deadlines, holiday_years, holidays, timers
+from services.sla.tables import cases, deadlines, holiday_years, holidays, idempotency_keys, timers
 
 ACTIVE = ("running", "paused")
 
@@ -32,6 +33,45 @@ async def ensure_case(conn: AsyncConnection, case_id: str, **facts: Any) -> sa.R
     await conn.execute(stmt)
     row = (await conn.execute(sa.select(cases).where(cases.c.case_id == case_id).with_for_update())).one()
     return row
+
+
+async def lock_case(conn: AsyncConnection, case_id: str) -> sa.Row | None:
+    """The case's row, locked until the transaction ends; None if sla has never seen the case."""
+    query = sa.select(cases).where(cases.c.case_id == case_id).with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def prior_answer(conn: AsyncConnection, client_id: str, key: str) -> sa.Row | None:
+    """The recorded answer to a client's earlier request with this Idempotency-Key."""
+    query = sa.select(idempotency_keys).where(
+        idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
+    )
+    return (await conn.execute(query)).first()
+
+
+async def remember_answer(
+    conn: AsyncConnection,
+    client_id: str,
+    key: str,
+    case_id: str,
+    action: str,
+    request_hash: str,
+    status_code: int,
+    response: dict[str, Any],
+) -> None:
+    await conn.execute(
+        insert(idempotency_keys)
+        .values(
+            client_id=client_id,
+            key=key,
+            case_id=case_id,
+            action=action,
+            request_hash=request_hash,
+            status_code=status_code,
+            response=response,
+        )
+        .on_conflict_do_nothing(index_elements=["client_id", "key"])
+    )
 
 
 async def update_case(conn: AsyncConnection, case_id: str, **values: Any) -> None:
@@ -61,6 +101,23 @@ async def save_deadline(conn: AsyncConnection, values: dict[str, Any]) -> None:
     )
 
 
+async def pause_deadlines(conn: AsyncConnection, case_id: str, stages: Sequence[str], at: datetime) -> None:
+    """Mark running clocks paused since ``at``."""
+    await conn.execute(
+        sa.update(deadlines)
+        .where(deadlines.c.case_id == case_id, deadlines.c.stage.in_(stages), deadlines.c.state == "running")
+        .values(state="paused", paused_at=at, updated_at=sa.func.now())
+    )
+
+
+async def fired_kinds(conn: AsyncConnection, case_id: str, stage: str, since: datetime) -> set[str]:
+    """Card kinds already fired for a stage's clock started at ``since`` (any generation)."""
+    query = sa.select(timers.c.kind).where(
+        timers.c.case_id == case_id, timers.c.stage == stage, timers.c.fired_at >= since
+    )
+    return {row.kind for row in (await conn.execute(query)).all()}
+
+
 async def set_deadline_state(
     conn: AsyncConnection, case_id: str, stages: Sequence[DeadlineStage], state: str, at: datetime
 ) -> list[str]:
@@ -78,6 +135,56 @@ async def set_deadline_state(
     return [row.stage for row in result.all()]
 
 
+@dataclass(frozen=True)
+class NewTimer:
+    """One timer to store (a row of ``sla_timers`` before it is fired or cancelled)."""
+
+    case_id: str
+    stage: str
+    kind: str
+    generation: int
+    due_at: datetime
+    deadline_due_at: datetime
+    assignment_id: str | None = None
+
+
+# One statement per batch whatever its size: arrays bind as 7 parameters, where a multi-row VALUES would
+# bind 7 per row (and hit PostgreSQL's 65535-parameter limit at ~9,000 rows).
+_SCHEDULE_MANY = sa.text(
+    "INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id) "
+    "SELECT * FROM unnest(:case_ids, :stages, :kinds, :generations, :due_ats, :deadline_due_ats, "
+    ":assignment_ids) ON CONFLICT ON CONSTRAINT sla_timers_once DO NOTHING"
+).bindparams(
+    sa.bindparam("case_ids", type_=ARRAY(sa.Text)),
+    sa.bindparam("stages", type_=ARRAY(sa.Text)),
+    sa.bindparam("kinds", type_=ARRAY(sa.Text)),
+    sa.bindparam("generations", type_=ARRAY(sa.Integer)),
+    sa.bindparam("due_ats", type_=ARRAY(sa.DateTime(timezone=True))),
+    sa.bindparam("deadline_due_ats", type_=ARRAY(sa.DateTime(timezone=True))),
+    sa.bindparam("assignment_ids", type_=ARRAY(sa.Text)),
+)
+
+
+async def schedule_many(conn: AsyncConnection, new: Sequence[NewTimer]) -> int:
+    """Store many timers in one statement; an already stored (case, stage, kind, generation) is skipped.
+    Returns how many were new."""
+    if not new:
+        return 0
+    result = await conn.execute(
+        _SCHEDULE_MANY,
+        {
+            "case_ids": [t.case_id for t in new],
+            "stages": [t.stage for t in new],
+            "kinds": [t.kind for t in new],
+            "generations": [t.generation for t in new],
+            "due_ats": [t.due_at for t in new],
+            "deadline_due_ats": [t.deadline_due_at for t in new],
+            "assignment_ids": [t.assignment_id for t in new],
+        },
+    )
+    return result.rowcount
+
+
 async def schedule(
     conn: AsyncConnection,
     case_id: str,
@@ -87,26 +194,14 @@ async def schedule(
     deadline_due_at: datetime,
     assignment_id: str | None,
 ) -> None:
-    """Store timers; scheduling the same (case, stage, kind, generation) twice is a no-op."""
-    if not planned:
-        return
-    await conn.execute(
-        insert(timers)
-        .values(
-            [
-                {
-                    "case_id": case_id,
-                    "stage": stage,
-                    "kind": str(p.kind),
-                    "generation": generation,
-                    "due_at": p.due_at,
-                    "deadline_due_at": deadline_due_at,
-                    "assignment_id": assignment_id,
-                }
-                for p in planned
-            ]
-        )
-        .on_conflict_do_nothing(constraint="sla_timers_once")
+    """Store one stage's planned timers; scheduling the same (case, stage, kind, generation) twice is a
+    no-op."""
+    await schedule_many(
+        conn,
+        [
+            NewTimer(case_id, stage, str(p.kind), generation, p.due_at, deadline_due_at, assignment_id)
+            for p in planned
+        ],
     )
 
 
@@ -141,7 +236,66 @@ async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[sa
 
 
 async def mark_fired(conn: AsyncConnection, ids: Sequence[int], at: datetime) -> None:
-    await conn.execute(sa.update(timers).where(timers.c.id.in_(ids)).values(fired_at=at))
+    await conn.execute(
+        sa.update(timers)
+        .where(timers.c.id == sa.any_(sa.cast(list(ids), ARRAY(sa.BigInteger))))
+        .values(fired_at=at)
+    )
+
+
+async def deadlines_of(
+    conn: AsyncConnection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], sa.Row]:
+    """The deadline rows of (case, stage) pairs, by pair."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    case_ids = sorted({case_id for case_id, _ in wanted})
+    # one array parameter, not one parameter per key: the statement compiles once and stays cached
+    query = sa.select(deadlines).where(deadlines.c.case_id == sa.any_(sa.cast(case_ids, ARRAY(sa.Text))))
+    rows = (await conn.execute(query)).all()
+    return {(row.case_id, row.stage): row for row in rows if (row.case_id, row.stage) in wanted}
+
+
+async def mark_first_breach(conn: AsyncConnection, first: dict[str, datetime]) -> list[str]:
+    """Record each case's first red card where none is recorded yet; returns the cases recorded now."""
+    if not first:
+        return []
+    ordered = sorted(first)  # one lock order for every writer of these rows
+    values = (
+        sa.func.unnest(
+            sa.cast(ordered, ARRAY(sa.Text)),
+            sa.cast([first[case] for case in ordered], ARRAY(sa.DateTime(timezone=True))),
+        )
+        .table_valued("case_id", "at")
+        .render_derived(name="v")
+    )
+    result = await conn.execute(
+        sa.update(cases)
+        .where(cases.c.case_id == values.c.case_id, cases.c.first_breach_at.is_(None))
+        .values(first_breach_at=values.c.at, updated_at=sa.func.now())
+        .returning(cases.c.case_id)
+    )
+    return [row.case_id for row in result.all()]
+
+
+async def raise_escalation_levels(conn: AsyncConnection, levels: dict[str, int]) -> None:
+    """Raise cases' supervision levels to at least the given ones (never lowers a level)."""
+    if not levels:
+        return
+    ordered = sorted(levels)
+    values = (
+        sa.func.unnest(
+            sa.cast(ordered, ARRAY(sa.Text)), sa.cast([levels[case] for case in ordered], ARRAY(sa.Integer))
+        )
+        .table_valued("case_id", "level")
+        .render_derived(name="v")
+    )
+    await conn.execute(
+        sa.update(cases)
+        .where(cases.c.case_id == values.c.case_id)
+        .values(escalation_level=sa.func.greatest(cases.c.escalation_level, values.c.level))
+    )
 
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:

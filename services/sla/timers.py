@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from datetime import datetime
 
 import sqlalchemy as sa
 import structlog
@@ -18,13 +19,15 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.events.sla import CaseEscalated, DeadlineApproaching, DeadlineBreached, DeadlineStage
+from contracts.envelope import OutboundMessage
+from contracts.events import CaseEvent
+from contracts.events.sla import CaseEscalated, DeadlineApproaching, DeadlineBreached
 from runtime.outbox import enqueue
 from services.sla import handlers, store
 from services.sla.clock import real_wait
 from services.sla.context import SlaContext
-from services.sla.domain.deadlines import TimerKind, plan_escalations
-from services.sla.tables import cases, policy_sets
+from services.sla.domain.deadlines import PlannedTimer, TimerKind, plan_escalations
+from services.sla.tables import policy_sets
 
 log = structlog.get_logger(__name__)
 FIRED = Counter("gridline_sla_timers_fired_total", "Timers fired", ["kind"])
@@ -90,26 +93,38 @@ class TimerRunner:
         return min(idle, max(0.0, real_wait(self._ctx.clock, due - self._ctx.now())))
 
     async def fire_due(self) -> int:
-        """Fire one batch of due timers; returns how many fired."""
+        """Fire one batch of due timers; returns how many fired.
+
+        The batch is written with a handful of statements whatever its size (one outbox insert, one
+        update per kind of state change), so firing keeps up when thousands fall due at once.
+        """
         ctx = self._ctx
         async with self._engine.begin() as conn:
             now = ctx.now()
             rows = await store.claim_due(conn, now, ctx.settings.sla_timer_batch_size)
             if not rows:
                 return 0
+            messages = [self._message(row, now) for row in rows]
+            await self._start_ladders(conn, [row for row in rows if row.kind == TimerKind.RED])
+            levels: dict[str, int] = {}
             for row in rows:
-                await self._fire(conn, row)
-                LAG.observe(max(0.0, (now - row.due_at).total_seconds()))
-                FIRED.labels(row.kind).inc()
+                if (level := TimerKind(row.kind).level) is not None:
+                    levels[row.case_id] = max(level, levels.get(row.case_id, 0))
+            await store.raise_escalation_levels(conn, levels)
+            await enqueue(conn, messages)
             await store.mark_fired(conn, [row.id for row in rows], now)
+        for row in rows:
+            LAG.observe(max(0.0, (now - row.due_at).total_seconds()))
+            FIRED.labels(row.kind).inc()
         self._wake_relay()
         return len(rows)
 
-    async def _fire(self, conn: AsyncConnection, row: sa.Row) -> None:
+    def _message(self, row: sa.Row, now: datetime) -> OutboundMessage:
+        """The card or escalation event of a timer, with an id derived from the timer's identity."""
         ctx = self._ctx
         kind = TimerKind(row.kind)
-        common = {"case_id": row.case_id, "occurred_at": ctx.now(), "actor": "sla"}
-        identity = (row.stage, row.kind, row.generation)
+        common = {"case_id": row.case_id, "occurred_at": now, "actor": "sla"}
+        event: CaseEvent
         if kind is TimerKind.YELLOW:
             event = DeadlineApproaching(
                 **common, stage=row.stage, due_at=row.deadline_due_at, assignment_id=row.assignment_id
@@ -118,31 +133,33 @@ class TimerRunner:
             event = DeadlineBreached(
                 **common, stage=row.stage, due_at=row.deadline_due_at, assignment_id=row.assignment_id
             )
-            await self._start_ladder(conn, row)
         else:
             level = kind.level or 1
             step = next(s for s in ctx.table.escalation if s.level == level)
             event = CaseEscalated(**common, level=level, reason=f"超期未办结：{step.name}")
-            await conn.execute(
-                sa.update(cases)
-                .where(cases.c.case_id == row.case_id)
-                .values(escalation_level=sa.func.greatest(cases.c.escalation_level, level))
-            )
-        await enqueue(conn, [ctx.message(event, *identity)])
+        return ctx.message(event, row.stage, row.kind, row.generation)
 
-    async def _start_ladder(self, conn: AsyncConnection, row: sa.Row) -> None:
+    async def _start_ladders(self, conn: AsyncConnection, reds: list[sa.Row]) -> None:
         """The first red card of a stage that escalates starts the case's ladder (once per case)."""
+        if not reds:
+            return
         ctx = self._ctx
-        deadline = (await store.deadline_rows(conn, row.case_id, [DeadlineStage(row.stage)])).get(row.stage)
-        if deadline is not None and not handlers.stage_limit(ctx, deadline).escalate:
-            return
-        result = await conn.execute(
-            sa.update(cases)
-            .where(cases.c.case_id == row.case_id, cases.c.first_breach_at.is_(None))
-            .values(first_breach_at=row.due_at)
-            .returning(cases.c.case_id)
-        )
-        if result.first() is None:
-            return
-        ladder = plan_escalations(ctx.calendar, ctx.table.escalation, row.due_at)
-        await store.schedule(conn, row.case_id, handlers.LADDER, 0, ladder, row.due_at, row.assignment_id)
+        stages = await store.deadlines_of(conn, [(row.case_id, row.stage) for row in reds])
+        first: dict[str, sa.Row] = {}
+        for row in reds:  # claimed in due order: a case's earliest red card in the batch counts
+            deadline = stages.get((row.case_id, row.stage))
+            if deadline is not None and not handlers.stage_limit(ctx, deadline).escalate:
+                continue
+            first.setdefault(row.case_id, row)
+        started = await store.mark_first_breach(conn, {case: row.due_at for case, row in first.items()})
+        plans: dict[datetime, list[PlannedTimer]] = {}
+        ladders = []
+        for case_id in started:
+            breach, assignment = first[case_id].due_at, first[case_id].assignment_id
+            if breach not in plans:
+                plans[breach] = plan_escalations(ctx.calendar, ctx.table.escalation, breach)
+            ladders += [
+                store.NewTimer(case_id, handlers.LADDER, str(t.kind), 0, t.due_at, breach, assignment)
+                for t in plans[breach]
+            ]
+        await store.schedule_many(conn, ladders)
