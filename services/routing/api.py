@@ -22,6 +22,7 @@ from services.routing.domain import assignment as sm
 from services.routing.domain.coords import to_wgs84
 from services.routing.domain.decision import CaseFacts, decide
 from services.routing.handlers import RoutingContext
+from services.routing.refdata_store import ReferenceDataMissing, load_rules
 from services.routing.schemas import (
     AcceptCase,
     AssignCase,
@@ -32,6 +33,8 @@ from services.routing.schemas import (
     ReplyToCase,
     RequestExtension,
     ReturnCase,
+    RuleSetCreate,
+    RuleSetLoaded,
     TransferCase,
 )
 from services.routing.tables import refdata_audit, routing_cases, rule_sets
@@ -323,3 +326,32 @@ async def list_rule_sets(request: Request, _: Operator) -> dict[str, Any]:
         "versions": [dict(r._mapping) for r in versions],
         "audit": [dict(r._mapping) for r in audit],
     }
+
+
+@queries.post(
+    "/rule-sets",
+    response_model=RuleSetLoaded,
+    status_code=201,
+    responses={
+        200: {"description": "Same content as the active version: nothing new", "model": RuleSetLoaded},
+        409: {"description": "No rule set is loaded yet"},
+        422: {"description": "A rule names an unknown category, area or department"},
+    },
+)
+async def load_rule_set(body: RuleSetCreate, request: Request, principal: Operator) -> JSONResponse:
+    """Activate a changed responsibility matrix as a new rule-set version (same content, same version)."""
+    rows = [rule.model_dump(mode="json") for rule in body.rules]
+    async with request.app.state.runtime.engine.begin() as conn:
+        try:
+            result = await load_rules(conn, rows, body.label, f"api:{principal.client_id}")
+        except ReferenceDataMissing as exc:
+            raise Problem(409, "no-rule-set", str(exc)) from exc
+        except ValueError as exc:
+            raise Problem(422, "invalid-rule-set", str(exc)) from exc
+        label = (
+            await conn.execute(sa.select(rule_sets.c.label).where(rule_sets.c.version == result.version))
+        ).scalar_one()
+    loaded = RuleSetLoaded(
+        version=result.version, created=result.created, label=label, changes=result.changes
+    )
+    return JSONResponse(loaded.model_dump(mode="json"), status_code=201 if result.created else 200)

@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 def build_app(settings: RoutingSettings | None = None) -> FastAPI:
     settings = settings or RoutingSettings()
     runtime = ServiceRuntime.build(settings)
-    ctx = RoutingContext(settings, runtime.source, RefDataCache(settings.refdata_check_interval_s))
+    ctx = RoutingContext(settings, runtime.source, RefDataCache())
 
     def dispatch_topics() -> dict[str, int]:
         return {

@@ -22,9 +22,6 @@ class RoutingSettings(ServiceSettings):
     load_refdata_on_start: bool = Field(
         True, description="Load the reference data files at start-up when no rule set is loaded yet."
     )
-    refdata_check_interval_s: float = Field(
-        10.0, description="How often a running service checks for a newly activated rule-set version."
-    )
     return_window_hours: float = Field(
         24.0, description="How long after assignment an assignee may still return (退单) a case."
     )

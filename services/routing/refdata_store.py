@@ -3,8 +3,7 @@ active one back, and keep an indexed copy in memory that follows the active vers
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.routing.domain.decision import ReferenceData
-from services.routing.refdata_files import Bundle, build_reference_data
+from services.routing.refdata_files import Bundle, build_reference_data, validate
 from services.routing.tables import (
     areas,
     categories,
@@ -144,6 +143,24 @@ async def load_refdata(conn: AsyncConnection, bundle: Bundle, actor: str) -> Loa
     return LoadResult(version, True, changes)
 
 
+async def load_rules(
+    conn: AsyncConnection, rules: list[dict[str, Any]], label: str, actor: str
+) -> LoadResult:
+    """Make a changed responsibility matrix active, keeping the active version's other tables.
+
+    Same content as the active version: no new version. Same as an earlier one: that one is re-activated.
+    Raises ReferenceDataMissing when nothing is loaded yet, ValueError when a rule names an unknown
+    category, area or department.
+    """
+    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))  # re-entrant in this transaction
+    current = await active_bundle(conn)
+    if current is None:
+        raise ReferenceDataMissing("no rule set loaded: run `python -m services.routing load-refdata`")
+    bundle = replace(current[1], label=label, rules=rules)
+    validate(bundle)
+    return await load_refdata(conn, bundle, actor)
+
+
 async def _audit(conn: AsyncConnection, actor: str, action: str, version: int | None, detail: dict) -> None:
     await conn.execute(
         sa.insert(refdata_audit).values(actor=actor, action=action, rule_set_version=version, detail=detail)
@@ -160,27 +177,25 @@ class ReferenceDataMissing(ConnectionError):
 
 
 class RefDataCache:
-    """The active rule set, indexed, re-checked at most every ``check_interval_s`` seconds."""
+    """The active rule set, indexed once per version.
 
-    def __init__(self, check_interval_s: float = 10.0) -> None:
-        self._interval = check_interval_s
+    Every ``get`` asks the database which version is active (one query on a table of a few rows, in
+    the caller's transaction), so a decision always uses the version active when it is made: a rule set
+    loaded by any process applies to the next decision of every running replica, with no restart and no
+    stale window. The indexed copy is rebuilt only when the version changes.
+    """
+
+    def __init__(self) -> None:
         self._ref: ReferenceData | None = None
-        self._checked_at = 0.0
-
-    def invalidate(self) -> None:
-        self._checked_at = 0.0
 
     async def get(self, conn: AsyncConnection) -> ReferenceData:
-        now = time.monotonic()
-        if self._ref is not None and now - self._checked_at < self._interval:
-            return self._ref
         version = await active_version(conn)
         if version is None:
             raise ReferenceDataMissing("no rule set loaded: run `python -m services.routing load-refdata`")
         if self._ref is None or self._ref.rule_set.version != version:
             loaded = await active_bundle(conn)
-            assert loaded is not None
+            if loaded is None:
+                raise ReferenceDataMissing("no rule set is active")
             self._ref = build_reference_data(loaded[1], loaded[0])
             log.info("routing.refdata_active", version=loaded[0], grids=len(self._ref.grids))
-        self._checked_at = now
         return self._ref

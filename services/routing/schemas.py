@@ -83,3 +83,33 @@ class CasePublic(BaseModel):
     excluded: list[str]
     pending_extension: dict[str, Any] | None
     events: list[str] = Field(default_factory=list, description="Event types this action recorded.")
+
+
+class RuleIn(_Body):
+    """One row of the responsibility matrix (职责清单), as in responsibility_matrix.yaml."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    category: Annotated[str, Field(min_length=1, max_length=32, description="Gridline category code.")]
+    level: Literal["grid", "community", "town", "district"]
+    area: Annotated[
+        str | None, Field(max_length=12, description="Limit the rule to one area (NBS code).")
+    ] = None
+    assignees: Annotated[
+        list[str], Field(min_length=1, description="Department codes and/or `grid`, in order of preference.")
+    ]
+
+
+class RuleSetCreate(_Body):
+    """A responsibility matrix to activate; the other reference tables stay as in the active version."""
+
+    label: Annotated[str, Field(min_length=1, max_length=200, description="A name for people and the audit.")]
+    rules: Annotated[list[RuleIn], Field(min_length=1, max_length=5000)]
+
+
+class RuleSetLoaded(BaseModel):
+    """The version now active, whether this request created it, and what changed."""
+
+    version: int
+    created: bool
+    label: str
+    changes: dict[str, Any]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -341,8 +342,18 @@ def return_case(
             ),
         )
         return [returned, triage]
-    decision = reroute(frozenset(after.excluded))
+    decision = _noting_rule_change(reroute(frozenset(after.excluded)), current.basis.rule_set_version)
     return [returned, *route(after, decision, now, new_id=new_id)]
+
+
+def _noting_rule_change(decision: Decision, previous_version: int | None) -> Decision:
+    """A re-route decided on a newer rule set than the assignment it replaces says so first."""
+    version = decision.basis.rule_set_version
+    if previous_version is None or version is None or version == previous_version:
+        return decision
+    note = f"职责清单已由第{previous_version}版更新为第{version}版，按新版重新派单"
+    basis = decision.basis.model_copy(update={"reason": f"{note}；{decision.basis.reason}"})
+    return replace(decision, basis=basis)
 
 
 def transfer(

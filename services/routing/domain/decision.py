@@ -238,7 +238,7 @@ def decide(facts: CaseFacts, ref: ReferenceData, *, exclude: frozenset[str] = fr
         return triage(f"{how}，但无法确定案件位置", category.code)
     rules = ref.rule_set.by_category.get(category.code, ())
     if not rules:
-        return triage(f"{how}在职责清单中没有规则", category.code)
+        return triage(f"{how}在第{version}版职责清单中没有规则", category.code)
     levels = _usable_levels(where.precision)
     skipped: list[str] = []
     for rule in rules:
@@ -280,7 +280,7 @@ def _basis(
     parts = [where.note, how]
     if skipped:
         parts.append(f"{'、'.join(skipped)}已退单")
-    parts.append(f"按规则 {rule.id}（{LEVEL_ZH[rule.level]}）派至{assignee.name}")
+    parts.append(f"按第{version}版职责清单规则 {rule.id}（{LEVEL_ZH[rule.level]}）派至{assignee.name}")
     return RoutingBasis(
         rule_id=rule.id,
         rule_set_version=version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from services.routing.domain.assignment import (
     Status,
 )
 from services.routing.domain.decision import CaseFacts, decide
+from services.routing.domain.refdata import RuleSet, parse_rules
 from tests.unit.routing.factories import (
     OPERATOR,
     T0,
@@ -269,3 +271,27 @@ def test_the_fold_of_the_emitted_events_is_the_state_the_commands_see():
     history = [*sm.accept(state, STHJJ, T0 + timedelta(minutes=5))]
     replay = sm.fold(sm.CaseRouting(case_id=state.case_id), [*routed_case(NOISE, REF)[1], *history])
     assert replay.status is Status.ACCEPTED and replay.current.assignee.code == "STHJJ"
+
+
+def test_a_re_route_after_a_rule_change_uses_the_new_version_and_says_which_versions():
+    state = assigned()  # under version 7: STHJJ, then CGJ
+    assert state.current.basis.rule_set_version == 7
+    moved = parse_rules(
+        [{"id": "R-NOISE", "category": "UM-E06028", "level": "district", "assignees": ["ZJJ"]}]
+    )
+    newer = replace(REF, rule_set=RuleSet(8, "noise to ZJJ", moved))
+
+    def reroute_on_newer(exclude: frozenset[str]):
+        return decide(NOISE, newer, exclude=exclude)
+
+    _, reassigned = sm.return_case(
+        state, STHJJ, "不属于本单位职责", later(1), window=WINDOW, reroute=reroute_on_newer
+    )
+    assert reassigned.assignee.code == "ZJJ" and reassigned.basis.rule_set_version == 8
+    assert reassigned.basis.reason.startswith("职责清单已由第7版更新为第8版")
+    assert "按第8版职责清单规则 R-NOISE" in reassigned.basis.reason
+
+
+def test_a_re_route_under_the_same_rule_set_does_not_claim_a_change():
+    _, reassigned = return_(assigned(), STHJJ)
+    assert reassigned.basis.rule_set_version == 7 and "更新为" not in reassigned.basis.reason

@@ -18,7 +18,7 @@ def test_a_point_inside_a_grid_goes_to_that_grid_by_the_grid_level_rule():
     basis = decision.basis
     assert (basis.rule_id, basis.rule_set_version, basis.method) == ("R-GARBAGE-G", 7, "point-in-polygon")
     assert basis.grid_code == GRID_1 and basis.category_code == "UM-E06010"
-    assert "明一社区网格" in basis.reason and "R-GARBAGE-G" in basis.reason
+    assert "明一社区网格" in basis.reason and "按第7版职责清单规则 R-GARBAGE-G" in basis.reason
 
 
 def test_a_point_on_the_edge_two_grids_share_goes_to_the_lower_code_whatever_the_load_order():
@@ -80,7 +80,10 @@ def test_without_a_category_code_the_description_keywords_decide_and_the_reason_
 
 
 def test_a_category_without_rules_and_a_case_nowhere_both_go_to_triage():
-    assert "没有规则" in decide(CaseFacts(category_code="HL-EMPTY", address="明水街道"), REF).basis.reason
+    assert (
+        "第7版职责清单中没有规则"
+        in decide(CaseFacts(category_code="HL-EMPTY", address="明水街道"), REF).basis.reason
+    )
     nowhere = decide(CaseFacts(category_code="UM-E06028"), REF)
     assert nowhere.triage and "无法确定案件位置" in nowhere.basis.reason
 
