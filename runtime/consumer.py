@@ -106,6 +106,7 @@ class EventConsumer:
         handler: Handler,
         batch_size: int = 500,
         fault_exit_after_db_commit: int = 0,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._consumer = consumer
@@ -114,6 +115,7 @@ class EventConsumer:
         self._handler = handler
         self._batch_size = batch_size
         self._fault_exit_after = fault_exit_after_db_commit
+        self._after_commit = after_commit
         self._db_commits = 0
         self.status = ConsumerStatus()
 
@@ -177,6 +179,8 @@ class EventConsumer:
                 )
             )
         self.status.processed += len(records)
+        if self._after_commit is not None:  # e.g. wake the outbox relay: handlers may have enqueued events
+            self._after_commit()
         self._db_commits += 1
         if self._fault_exit_after and self._db_commits >= self._fault_exit_after:
             log.warning("consumer.fault_injected_exit", consumer=self.name)

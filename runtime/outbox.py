@@ -90,6 +90,8 @@ class OutboxRelay:
         """Publish until ``stop`` is set; back off on errors, never give up."""
         backoff = 0.5
         while not stop.is_set():
+            # Cleared before the claim, so a wake() that arrives while we publish is not lost.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
                 self.healthy = True
@@ -101,7 +103,6 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
                 continue
             if published < self._batch_size:
-                self._wake.clear()
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait(

@@ -134,6 +134,7 @@ def create_app(
                 handler=spec.handler,
                 batch_size=settings.consumer_batch_size,
                 fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
+                after_commit=runtime.wake_relay,
             )
             runtime.consumers.append(consumer)
             task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
