@@ -17,15 +17,17 @@ CASES = 60
 def post_until_accepted(url: str, order: dict, give_up_after: float = 120) -> str:
     """A hotline system's behaviour: retry the same order (same order number) until intake accepts it."""
     deadline = time.monotonic() + give_up_after
+    last = "no answer"
     while True:
         try:
             response = httpx.post(url, json=order, headers={"X-API-Key": DEV_HOTLINE_KEY}, timeout=5)
             if response.status_code in (200, 201):
                 return response.json()["case_id"]
-        except httpx.TransportError:
-            pass
+            last = f"{response.status_code} {response.text[:300]}"
+        except httpx.TransportError as exc:
+            last = repr(exc)
         if time.monotonic() > deadline:
-            raise AssertionError(f"order {order['order_no']} never accepted")
+            raise AssertionError(f"order {order['order_no']} never accepted; last answer: {last}")
         time.sleep(0.2)
 
 
