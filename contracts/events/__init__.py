@@ -82,6 +82,9 @@ class CitizenContact(Contract):
     citizen_ref: Annotated[
         str | None, Field(description="Opaque id of the contact in intake's PII vault.")
     ] = None
+    id_number_masked: Annotated[
+        str | None, Field(description="Resident ID number, masked (370114********123X).")
+    ] = None
 
 
 from contracts.events import intake, notify, routing, sla  # noqa: E402  (modules need the base above)

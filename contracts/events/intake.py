@@ -36,6 +36,30 @@ class CaseReceived(CaseEvent):
     citizen: CitizenContact = CitizenContact()
     attachments: tuple[HttpUrl, ...] = ()
     resolved_on_spot: bool = Field(False, description="Grid member fixed it at once (即知即改).")
+    # Added by intake's normalisation (all optional, so older events still validate).
+    category: Annotated[
+        str | None,
+        Field(description="Gridline's unified category (data/categories.csv); unclassified = triage."),
+    ] = None
+    category_name: str | None = None
+    town_code: Annotated[
+        str | None, Field(description="12-digit NBS code of the street/town, when known.")
+    ] = None
+    community_code: Annotated[
+        str | None, Field(description="12-digit NBS code of the community/village.")
+    ] = None
+    grid_code: Annotated[str | None, Field(description="Grid (网格) code, when the source names it.")] = None
+    reporter_id: Annotated[str | None, Field(description="Grid member id (网格员) for grid reports.")] = None
+    outside_jurisdiction: bool = Field(
+        False, description="The point lies outside the district: route to triage, do not drop."
+    )
+    triage_reasons: tuple[str, ...] = Field((), description="Why intake thinks an operator should look.")
+    duplicate_of: Annotated[
+        str | None, Field(description="Primary case this repeats (重复件); such a case is not routed again.")
+    ] = None
+    service_code: Annotated[str | None, Field(description="Open311 service_code, for Open311 requests.")] = (
+        None
+    )
 
 
 class CaseClosed(CaseEvent):

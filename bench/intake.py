@@ -1,0 +1,94 @@
+"""Intake benchmark: sustained accepted cases per second, and latency at a fixed offered rate.
+
+Runs against a running intake (``make run`` or the e2e system): ``python -m bench.intake --url
+http://127.0.0.1:8001 --rate 50 --seconds 20``. Phase 1 sends as fast as ``--concurrency`` clients allow
+and reports accepted cases/s; phase 2 offers ``--rate`` requests/s (open loop, so a slow server does not
+slow the offered load) and reports p50/p99. Every request is a new, realistic 12345 work order.
+Prints the machine's core count, because numbers mean nothing without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+
+import httpx
+
+from devtools.sample import hotline_order
+
+KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
+
+
+def _order(run: str, index: int) -> dict:
+    return hotline_order(index, seed=7) | {"order_no": f"bench-{run}-{index:08d}"}
+
+
+async def saturate(client: httpx.AsyncClient, run: str, seconds: float, concurrency: int) -> tuple[int, int]:
+    """Closed loop: ``concurrency`` workers post back to back; returns (accepted, refused)."""
+    accepted = refused = 0
+    counter = iter(range(10**9))
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal accepted, refused
+        while time.perf_counter() < deadline:
+            response = await client.post("/v1/intake/hotline", json=_order(run, next(counter)))
+            if response.status_code == 201:
+                accepted += 1
+            else:
+                refused += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return accepted, refused
+
+
+async def fixed_rate(client: httpx.AsyncClient, run: str, rate: float, seconds: float) -> list[float]:
+    """Open loop at ``rate`` requests/s; returns latencies (seconds) of accepted requests."""
+    latencies: list[float] = []
+    tasks = []
+
+    async def one(index: int) -> None:
+        started = time.perf_counter()
+        response = await client.post("/v1/intake/hotline", json=_order(run, index))
+        if response.status_code == 201:
+            latencies.append(time.perf_counter() - started)
+
+    start = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(10**8 + index)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8001")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=50, help="offered requests/s in the latency phase")
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:6]
+    limits = httpx.Limits(max_connections=max(args.concurrency, 64))
+    async with httpx.AsyncClient(
+        base_url=args.url, headers={"X-API-Key": KEY}, timeout=30, limits=limits
+    ) as c:
+        print(f"cores: {os.cpu_count()}  target: {args.url}")
+        accepted, refused = await saturate(c, run, args.seconds, args.concurrency)
+        print(f"sustained: {accepted / args.seconds:.1f} accepted cases/s over {args.seconds:.0f}s "
+              f"({args.concurrency} clients; {refused} refused)")  # fmt: skip
+        latencies = sorted(await fixed_rate(c, run, args.rate, args.seconds))
+        if latencies:
+            p50 = statistics.median(latencies) * 1000
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            print(
+                f"at {args.rate:.0f}/s offered: {len(latencies)} accepted, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,189 @@
+"""The citizen's side of an appeal (withdraw, add information, rate the reply) and the operator's audited
+read of clear personal data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from runtime.problems import Problem
+from services.intake import domain
+from services.intake.handlers import Intake
+from services.intake.normalise import mask_numbers_in_text, normalise_optional
+from services.intake.tables import appeal_updates, appeals, feedback, pii_access_log, pii_vault
+
+_STATUS_AFTER = {"AppealWithdrawn": "withdrawn", "CaseClosed": "closed", "CaseReopened": "open"}
+
+
+async def _locked_appeal(conn, case_id: str):
+    row = (
+        await conn.execute(
+            sa.select(appeals.c.status, appeals.c.reopen_count, appeals.c.reply_count)
+            .where(appeals.c.case_id == case_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise Problem(404, "case-not-found", f"No appeal {case_id} was received by intake.", case_id=case_id)
+    return row
+
+
+def _conflict(exc: domain.IllegalTransition, case_id: str) -> Problem:
+    return Problem(409, "illegal-transition", str(exc), case_id=case_id, current_status=exc.status)
+
+
+async def _apply(intake: Intake, conn, case_id: str, events: list, status: str) -> tuple[str, list[str]]:
+    """Emit events and keep intake's own view of the status in step at once (the consumer agrees later)."""
+    now_status = status
+    for event in events:
+        if not (now_status == "withdrawn" and type(event).__name__ == "CaseClosed"):
+            now_status = _STATUS_AFTER.get(type(event).__name__, now_status)
+    values: dict = {"status": now_status, "updated_at": sa.func.now()}
+    for event in events:
+        if type(event).__name__ == "CaseReopened":
+            values["reopen_count"] = event.reopen_count
+    if events:
+        await intake.emit(conn, events)
+        await conn.execute(sa.update(appeals).where(appeals.c.case_id == case_id).values(**values))
+    return now_status, [e.type_name() for e in events]
+
+
+async def withdraw(intake: Intake, case_id: str, reason: str | None, actor: str) -> tuple[str, list[str]]:
+    """撤诉 (idempotent: withdrawing twice records it once)."""
+    async with intake.engine.begin() as conn:
+        row = await _locked_appeal(conn, case_id)
+        try:
+            events = domain.withdraw(
+                case_id, row.status, normalise_optional(reason), datetime.now(UTC), actor
+            )
+        except domain.IllegalTransition as exc:
+            raise _conflict(exc, case_id) from None
+        return await _apply(intake, conn, case_id, events, row.status)
+
+
+async def update(
+    intake: Intake, case_id: str, addendum: str | None, attachments: tuple[str, ...], actor: str
+) -> tuple[str, list[str]]:
+    """补充诉求 (idempotent by content: the same addendum twice is recorded once)."""
+    if addendum is None and not attachments:
+        raise Problem(
+            422,
+            "validation-error",
+            "Nothing to add.",
+            errors=[
+                {
+                    "location": "body.description_addendum",
+                    "message": "give an addendum or attachments",
+                    "type": "missing",
+                }
+            ],
+        )
+    if len(attachments) > intake.settings.max_attachments:
+        raise Problem(
+            422,
+            "validation-error",
+            "Too many attachments.",
+            errors=[
+                {
+                    "location": "body.attachments",
+                    "message": f"at most {intake.settings.max_attachments}",
+                    "type": "too_long",
+                }
+            ],
+        )
+    text = normalise_optional(addendum)
+    masked = mask_numbers_in_text(text) if text else None
+    fingerprint = domain.fingerprint(domain.CaseSource.HOTLINE, {"a": text, "u": list(attachments)})
+    async with intake.engine.begin() as conn:
+        row = await _locked_appeal(conn, case_id)
+        fresh = await conn.execute(
+            insert(appeal_updates).values(case_id=case_id, fingerprint=fingerprint).on_conflict_do_nothing()
+        )
+        if fresh.rowcount == 0:
+            return row.status, []
+        try:
+            event = domain.update(case_id, row.status, masked, attachments, datetime.now(UTC), actor)
+        except domain.IllegalTransition as exc:
+            raise _conflict(exc, case_id) from None
+        return await _apply(intake, conn, case_id, [event], row.status)
+
+
+async def rate(
+    intake: Intake, case_id: str, satisfaction: str, resolved: bool | None, comment: str | None, actor: str
+) -> tuple[str, list[str]]:
+    """回访评价 of the latest reply; the same rating retried is recognised, a different one conflicts."""
+    comment = normalise_optional(comment)
+    masked = mask_numbers_in_text(comment) if comment else None
+    fingerprint = domain.fingerprint(
+        domain.CaseSource.HOTLINE, {"s": domain.SATISFACTION[satisfaction], "r": resolved, "c": comment}
+    )
+    async with intake.engine.begin() as conn:
+        row = await _locked_appeal(conn, case_id)
+        earlier = (
+            await conn.execute(
+                sa.select(feedback.c.fingerprint).where(
+                    feedback.c.case_id == case_id, feedback.c.reply_round == row.reply_count
+                )
+            )
+        ).first()
+        if earlier is not None and row.reply_count > 0:
+            if earlier.fingerprint == fingerprint:
+                return row.status, []
+            raise Problem(
+                409,
+                "feedback-already-given",
+                "This reply was already rated differently.",
+                case_id=case_id,
+                current_status=row.status,
+            )
+        try:
+            events = domain.feedback(
+                case_id,
+                row.status,
+                row.reopen_count,
+                satisfaction,
+                resolved,
+                masked,
+                datetime.now(UTC),
+                actor,
+            )
+        except domain.IllegalTransition as exc:
+            raise _conflict(exc, case_id) from None
+        await conn.execute(
+            sa.insert(feedback).values(case_id=case_id, reply_round=row.reply_count, fingerprint=fingerprint)
+        )
+        return await _apply(intake, conn, case_id, events, row.status)
+
+
+async def reveal_contact(intake: Intake, case_id: str, client_id: str, purpose: str) -> dict:
+    """Decrypt one case's personal data for an authorised operator, recording the access first."""
+    async with intake.engine.begin() as conn:
+        row = (await conn.execute(sa.select(pii_vault).where(pii_vault.c.case_id == case_id))).first()
+        if row is None:
+            known = (
+                await conn.execute(sa.select(appeals.c.case_id).where(appeals.c.case_id == case_id))
+            ).first()
+            detail = "This case holds no personal data." if known else f"No appeal {case_id} was received."
+            raise Problem(404, "contact-not-found", detail, case_id=case_id)
+        open_ = intake.cipher.open
+        clear = {
+            "name": open_(case_id, "name", row.name_enc),
+            "phone": open_(case_id, "phone", row.phone_enc),
+            "id_number": open_(case_id, "id_number", row.id_number_enc),
+            "description": open_(case_id, "description", row.description_enc),
+        }
+        access_id = (
+            await conn.execute(
+                sa.insert(pii_access_log)
+                .values(
+                    case_id=case_id,
+                    client_id=client_id,
+                    purpose=purpose,
+                    fields=[k for k, v in clear.items() if v is not None],
+                )
+                .returning(pii_access_log.c.id)
+            )
+        ).scalar_one()
+    return {"case_id": case_id, **clear, "access_id": access_id}

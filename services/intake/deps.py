@@ -1,0 +1,102 @@
+"""Dependencies shared by intake's routers (Annotated aliases, one place)."""
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from runtime.auth import Principal, require
+from runtime.problems import problem_response
+from services.intake.handlers import IdempotencyKey, Intake
+from services.intake.limits import RateLimiter
+
+
+class RateLimited(Exception):
+    """The client key has used up its request budget; answered with 429 and Retry-After."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+def rate_limited_response(request: Request, exc: RateLimited):
+    response = problem_response(
+        429,
+        "rate-limited",
+        "Too many requests from this client key; slow down.",
+        str(request.url.path),
+        retry_after=exc.retry_after,
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def get_intake(request: Request) -> Intake:
+    return request.app.state.intake
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    return request.app.state.rate_limiter
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+
+
+def client(*scopes: str):
+    """Authenticate, check the scope, then spend one token of the client's rate budget."""
+    check = require(*scopes)
+
+    def dependency(
+        principal: Annotated[Principal, Depends(check)],
+        limiter: Annotated[RateLimiter, Depends(get_limiter)],
+    ) -> Principal:
+        wait = limiter.check(principal.client_id)
+        if wait:
+            raise RateLimited(wait)
+        return principal
+
+    return dependency
+
+
+def idempotency_key(
+    principal_id: str,
+    key: str | None,
+) -> IdempotencyKey | None:
+    return IdempotencyKey(principal_id, key) if key else None
+
+
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe key (IETF draft): the same key and body return the same case.",
+    ),
+]
+
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_REASONS = {
+    401: "No valid API key",
+    403: "The key lacks the scope",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    422: "Invalid field (the errors list names each one)",
+    429: "Rate limit reached (Retry-After)",
+}
+PROBLEMS: dict[int | str, dict] = {
+    status: {"description": reason, "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}}}
+    for status, reason in _REASONS.items()
+}

@@ -1,0 +1,336 @@
+"""Intake's HTTP API in process, on a real migrated PostgreSQL: what each request commits to the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from contracts.envelope import decode_message, encode_event
+from contracts.events.routing import Assignee, AssigneeKind, ReplySubmitted
+from devtools.sample import hotline_order
+from runtime import migrations
+from runtime.consumer import Delivery
+from runtime.db import outbox
+from runtime.service import ServiceRuntime
+from services.intake import consumer
+from services.intake.bootstrap import MIGRATIONS, build_app
+from services.intake.config import IntakeSettings
+from services.intake.tables import pii_access_log, pii_vault
+
+pytestmark = pytest.mark.integration
+_names = itertools.count(1)
+HOTLINE = {"X-API-Key": "dev-hotline-key"}
+GRID = {"X-API-Key": "dev-grid-key"}
+# A point inside 明水街道 (WGS84) and one ~100 m east of it.
+MINGSHUI = {"lat": 36.7118880, "lon": 117.5347582, "crs": "WGS84"}
+MINGSHUI_EAST = {"lat": 36.7118880, "lon": 117.5358800, "crs": "WGS84"}
+
+
+@pytest.fixture
+async def intake_db(infrastructure) -> str:
+    """A fresh database with intake's migrations applied."""
+    name = f"it_intake_{infrastructure.run_id}_{next(_names)}"
+    infrastructure.create_databases(name)
+    url = infrastructure.database_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS, url)
+    return name
+
+
+class InProcessIntake:
+    """Intake's app without its lifespan (no Kafka): requests commit to the database and outbox only."""
+
+    def __init__(self, infrastructure, database: str, **overrides) -> None:
+        self.settings = IntakeSettings(
+            environment="test",
+            postgres_url=infrastructure.postgres_url,
+            database_name=database,
+            case_events_topic="it.intake.case-events",
+            **overrides,
+        )
+        self.runtime = ServiceRuntime.build(self.settings)
+        self.app = build_app(self.settings, self.runtime)
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://intake")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.runtime.engine.dispose()
+
+    async def events(self, case_id: str | None = None) -> list:
+        """Decoded events in the outbox, in commit order (optionally of one case)."""
+        async with self.runtime.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(outbox).order_by(outbox.c.id))).all()
+        decoded = [
+            decode_message(r.key.encode(), [(n, v.encode()) for n, v in r.headers], r.value).event
+            for r in rows
+        ]
+        return [e for e in decoded if case_id is None or e.case_id == case_id]
+
+    async def apply(self, event) -> None:
+        """Feed one case event to intake's consumer handler, as the consumer loop would."""
+        message = encode_event(event, source="/gridline/tests", topic=self.settings.case_events_topic)
+        envelope = decode_message(message.key.encode(), message.headers, message.value)
+        async with self.runtime.engine.begin() as conn:
+            await consumer.handle(conn, Delivery(envelope, self.settings.case_events_topic, 0, 0))
+
+
+@pytest.fixture
+async def intake(infrastructure, intake_db) -> AsyncIterator[InProcessIntake]:
+    running = InProcessIntake(infrastructure, intake_db)
+    yield running
+    await running.close()
+
+
+def grid_report(index: int, **overrides) -> dict:
+    report = {
+        "report_id": f"MS-0101-20261126-{index:04d}",
+        "grid_code": "370114001001-01",
+        "member_id": "WGY-0101-03",
+        "event_class_code": "event:06010",
+        "coordinates": MINGSHUI,
+        "address": "章丘区明水街道明一社区百脉泉路12号",
+        "photos": ["https://files.example.cn/grid/ms0101/0007-1.jpg"],
+        "description": "路边暴露垃圾约两立方，影响通行",
+        "found_at": "2026-11-26T08:10:00+08:00",
+    }
+    return report | overrides
+
+
+async def test_fifty_concurrent_retries_of_one_work_order_create_exactly_one_case(intake):
+    order = hotline_order(1, seed=3101)
+    responses = await asyncio.gather(
+        *(intake.client.post("/v1/intake/hotline", json=order, headers=HOTLINE) for _ in range(50))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 49 + [201]
+    assert len({r.json()["case_id"] for r in responses}) == 1
+    assert [type(e).__name__ for e in await intake.events()] == ["CaseReceived"]
+
+
+async def test_fifty_concurrent_retries_with_one_idempotency_key_create_exactly_one_case(intake):
+    form = {"service_code": "06010", "lat": "36.711888", "long": "117.5347582", "description": "垃圾没人清运",
+            "api_key": "dev-open311-key"}  # fmt: skip
+    headers = {"Idempotency-Key": "retry-me-3101"}
+    responses = await asyncio.gather(
+        *(intake.client.post("/open311/v2/requests.json", data=form, headers=headers) for _ in range(50))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 49 + [201]
+    assert len({r.json()[0]["service_request_id"] for r in responses}) == 1
+    assert len(await intake.events()) == 1
+
+
+async def test_an_idempotency_key_reused_for_another_body_is_refused_naming_the_header(intake):
+    headers = HOTLINE | {"Idempotency-Key": "k-1"}
+    order = hotline_order(2, seed=3101)
+    first = await intake.client.post("/v1/intake/hotline", json=order, headers=headers)
+    again = await intake.client.post("/v1/intake/hotline", json=order, headers=headers)
+    other = await intake.client.post("/v1/intake/hotline", json=hotline_order(3, seed=3101), headers=headers)
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 422)
+    assert other.json()["field"] == "Idempotency-Key"
+
+
+async def test_a_grid_report_resolved_on_the_spot_is_received_and_closed_in_one_transaction(intake):
+    response = await intake.client.post(
+        "/v1/intake/grid", json=grid_report(1, resolved_on_spot=True), headers=GRID
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "closed"
+    received, closed = await intake.events(response.json()["case_id"])
+    assert received.resolved_on_spot is True and received.source == "grid"
+    assert received.category == "city_appearance" and received.grid_code == "370114001001-01"
+    assert received.town_code == "370114001000" and received.community_code == "370114001001"
+    assert received.outside_jurisdiction is False
+    assert closed.reason == "resolved_on_spot"
+
+
+async def test_a_grid_point_outside_the_district_is_flagged_for_triage_not_dropped(intake):
+    jinan_centre = {"lat": 36.6512, "lon": 117.1201, "crs": "WGS84"}
+    response = await intake.client.post(
+        "/v1/intake/grid",
+        json=grid_report(2, coordinates=jinan_centre, event_class_code="不存在的类别"),
+        headers=GRID,
+    )
+    assert response.status_code == 201
+    (received,) = await intake.events(response.json()["case_id"])
+    assert received.outside_jurisdiction is True
+    assert set(received.triage_reasons) == {"outside_jurisdiction", "unclassified_category"}
+    assert received.category == "unclassified"
+
+
+async def test_the_same_caller_and_category_within_seven_days_is_linked_as_a_duplicate(intake):
+    first = hotline_order(10, seed=3101) | {"category_code": "9001"}
+    second = hotline_order(11, seed=3101) | {"category_code": "900101", "caller_phone": first["caller_phone"]}
+    primary = (await intake.client.post("/v1/intake/hotline", json=first, headers=HOTLINE)).json()
+    repeat = (await intake.client.post("/v1/intake/hotline", json=second, headers=HOTLINE)).json()
+    assert repeat["status"] == "duplicate" and repeat["duplicate_of"] == primary["case_id"]
+    received, linked = await intake.events(repeat["case_id"])
+    assert received.duplicate_of == primary["case_id"]
+    assert linked.primary_case_id == primary["case_id"] and linked.reason == "same_caller_same_category"
+
+
+async def test_the_same_category_nearby_is_a_duplicate_but_far_away_or_another_category_is_not(intake):
+    first = await intake.client.post("/v1/intake/grid", json=grid_report(20), headers=GRID)
+    near = await intake.client.post(
+        "/v1/intake/grid", json=grid_report(21, coordinates=MINGSHUI_EAST), headers=GRID
+    )
+    other_kind = await intake.client.post(
+        "/v1/intake/grid", json=grid_report(22, event_class_code="event:09006"), headers=GRID
+    )
+    far = await intake.client.post(
+        "/v1/intake/grid", json=grid_report(23, coordinates={"lat": 36.80, "lon": 117.60}), headers=GRID
+    )
+    assert near.json()["duplicate_of"] == first.json()["case_id"]
+    assert other_kind.json()["duplicate_of"] is None and far.json()["duplicate_of"] is None
+
+
+async def test_personal_data_is_stored_encrypted_and_revealed_only_to_pii_read_with_an_audit_row(intake):
+    order = hotline_order(30, seed=3101) | {"caller_id_number": "370114199001011234",
+                                            "content": "请回电13912345678，路灯不亮"}  # fmt: skip
+    case_id = (await intake.client.post("/v1/intake/hotline", json=order, headers=HOTLINE)).json()["case_id"]
+    async with intake.runtime.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(pii_vault).where(pii_vault.c.case_id == case_id))).one()
+    blob = b"".join(
+        v for v in (stored.name_enc, stored.phone_enc, stored.id_number_enc, stored.description_enc)
+    )
+    assert order["caller_phone"].encode() not in blob and b"370114199001011234" not in blob
+    (received,) = await intake.events(case_id)
+    assert (
+        "13912345678" not in received.model_dump_json()
+        and order["caller_phone"] not in received.model_dump_json()
+    )
+    assert received.citizen.id_number_masked == "370114********1234"
+
+    path = f"/v1/intake/cases/{case_id}/contact"
+    refused = await intake.client.get(
+        path, params={"purpose": "回访"}, headers={"X-API-Key": "dev-operator-key"}
+    )
+    assert refused.status_code == 403
+    revealed = await intake.client.get(
+        path, params={"purpose": "回访核实"}, headers={"X-API-Key": "dev-pii-officer-key"}
+    )
+    assert revealed.status_code == 200
+    body = revealed.json()
+    assert body["phone"] == "+86" + order["caller_phone"] and body["id_number"] == "370114199001011234"
+    assert "13912345678" in body["description"]
+    async with intake.runtime.engine.connect() as conn:
+        audit = (await conn.execute(sa.select(pii_access_log))).all()
+    assert [(a.case_id, a.client_id, a.purpose) for a in audit] == [
+        (case_id, "operator-pii-officer", "回访核实")
+    ]
+
+
+async def test_withdrawing_twice_records_one_withdrawal_and_closes_the_case(intake):
+    case_id = (
+        await intake.client.post("/v1/intake/hotline", json=hotline_order(40, seed=3101), headers=HOTLINE)
+    ).json()["case_id"]
+    first = await intake.client.post(
+        f"/v1/cases/{case_id}/withdraw", json={"reason": "已自行解决"}, headers=HOTLINE
+    )
+    again = await intake.client.post(f"/v1/cases/{case_id}/withdraw", json={}, headers=HOTLINE)
+    assert first.json()["status"] == again.json()["status"] == "withdrawn"
+    assert again.json()["events"] == []
+    kinds = [type(e).__name__ for e in await intake.events(case_id)]
+    assert kinds == ["CaseReceived", "AppealWithdrawn", "CaseClosed"]
+    update = await intake.client.post(
+        f"/v1/intake/cases/{case_id}/updates", json={"description_addendum": "补充"}, headers=HOTLINE
+    )
+    assert update.status_code == 409 and update.json()["current_status"] == "withdrawn"
+
+
+async def test_dissatisfied_feedback_after_a_reply_reopens_the_case_and_satisfied_closes_it(intake):
+    case_id = (
+        await intake.client.post("/v1/intake/hotline", json=hotline_order(50, seed=3101), headers=HOTLINE)
+    ).json()["case_id"]
+    early = await intake.client.post(
+        f"/v1/cases/{case_id}/feedback", json={"satisfaction": "满意"}, headers=HOTLINE
+    )
+    assert early.status_code == 409 and early.json()["current_status"] == "open"
+
+    department = Assignee(kind=AssigneeKind.DEPARTMENT, code="CGJ", name="区城管局")
+    reply = ReplySubmitted(case_id=case_id, occurred_at=datetime.now(UTC), actor="CGJ", assignment_id="a1",
+                           assignee=department, reply="已维修")  # fmt: skip
+    await intake.apply(reply)
+    unhappy = await intake.client.post(
+        f"/v1/cases/{case_id}/feedback",
+        json={"satisfaction": "不满意", "comment": "灯还是不亮"},
+        headers=HOTLINE,
+    )
+    retried = await intake.client.post(
+        f"/v1/cases/{case_id}/feedback",
+        json={"satisfaction": "不满意", "comment": "灯还是不亮"},
+        headers=HOTLINE,
+    )
+    assert unhappy.json()["status"] == "open" and retried.json()["events"] == []
+
+    await intake.apply(reply.model_copy(update={"reply": "已更换灯具"}))
+    happy = await intake.client.post(
+        f"/v1/cases/{case_id}/feedback", json={"satisfaction": "基本满意"}, headers=HOTLINE
+    )
+    assert happy.json()["status"] == "closed"
+    kinds = [type(e).__name__ for e in await intake.events(case_id)]
+    assert kinds == ["CaseReceived", "FeedbackReceived", "CaseReopened", "FeedbackReceived", "CaseClosed"]
+    reopened = (await intake.events(case_id))[2]
+    assert reopened.reopen_count == 1
+
+
+async def test_an_oversized_body_is_413_and_too_many_photos_or_a_bad_phone_is_422_naming_the_field(intake):
+    huge = hotline_order(60, seed=3101) | {"content": "很" * 40_000}
+    assert (await intake.client.post("/v1/intake/hotline", json=huge, headers=HOTLINE)).status_code == 413
+    photos = [f"https://files.example.cn/p/{i}.jpg" for i in range(10)]
+    many = await intake.client.post("/v1/intake/grid", json=grid_report(61, photos=photos), headers=GRID)
+    assert many.status_code == 422
+    assert many.json()["errors"][0]["location"] == "body.photos"
+    bad = await intake.client.post(
+        "/v1/intake/hotline", json=hotline_order(62, seed=3101) | {"caller_phone": "12345"}, headers=HOTLINE
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["location"] == "body.caller_phone"
+
+
+async def test_a_client_over_its_rate_budget_gets_429_with_retry_after(infrastructure, intake_db):
+    limited = InProcessIntake(infrastructure, intake_db, rate_limit_per_s=0.01, rate_limit_burst=2)
+    try:
+        codes = [
+            (
+                await limited.client.post(
+                    "/v1/intake/hotline", json=hotline_order(70 + i, seed=3101), headers=HOTLINE
+                )
+            )
+            for i in range(3)
+        ]
+        assert [r.status_code for r in codes] == [201, 201, 429]
+        assert int(codes[2].headers["retry-after"]) >= 1
+        assert codes[2].headers["content-type"].startswith("application/problem+json")
+        other_client = await limited.client.post("/v1/intake/grid", json=grid_report(79), headers=GRID)
+        assert other_client.status_code == 201  # the budget is per client key
+    finally:
+        await limited.close()
+
+
+async def test_migration_0002_encrypts_personal_data_stored_in_clear_by_0001(infrastructure):
+    name = f"it_intake_{infrastructure.run_id}_{next(_names)}"
+    infrastructure.create_databases(name)
+    url = infrastructure.database_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    await asyncio.to_thread(migrations.upgrade, MIGRATIONS, url, "intake_0001")
+    engine = sa.ext.asyncio.create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "INSERT INTO appeals (case_id, source, external_id, fingerprint, received_at, event) "
+                "VALUES ('ZQ1', 'hotline', 'o1', 'f', now(), '{}'::jsonb)"))  # fmt: skip
+            await conn.execute(
+                sa.text("INSERT INTO pii_vault (case_id, name, phone) VALUES ('ZQ1', '张三', '13805311234')")
+            )
+        await asyncio.to_thread(migrations.upgrade, MIGRATIONS, url)
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.text("SELECT * FROM pii_vault"))).mappings().one()
+        assert "phone" not in row and b"13805311234" not in row["phone_enc"]
+        from services.intake.vault import VaultCipher
+
+        cipher = VaultCipher.from_setting(IntakeSettings().pii_vault_keys)
+        assert cipher.open("ZQ1", "phone", row["phone_enc"]) == "13805311234"
+    finally:
+        await engine.dispose()
