@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import coordinates
 from services.routing.domain import coords
 
 SHARED_BBOX = {
@@ -41,10 +42,11 @@ def test_points_outside_china_are_left_alone():
 
 def test_bd09_round_trips_through_gcj02_and_to_wgs84_names_every_system():
     lon, lat = 117.54069, 36.71209
-    assert coords.bd09_to_gcj02(*coords.gcj02_to_bd09(lon, lat)) == pytest.approx((lon, lat), abs=1e-6)
+    bd_lat, bd_lon = coordinates.gcj02_to_bd09(lat, lon)
+    assert coordinates.bd09_to_gcj02(bd_lat, bd_lon) == pytest.approx((lat, lon), abs=1e-6)
     wgs = coords.gcj02_to_wgs84(lon, lat)
-    assert coords.to_wgs84(*coords.gcj02_to_bd09(lon, lat), "BD09") == pytest.approx(wgs, abs=1e-6)
-    assert coords.to_wgs84(lon, lat, "GCJ-02") == wgs
+    assert coords.to_wgs84(bd_lon, bd_lat, "BD09") == pytest.approx(wgs, abs=1e-6)
+    assert coords.to_wgs84(lon, lat, "GCJ-02") == pytest.approx(wgs, abs=1e-6)  # rounded to ~1 cm
     assert coords.to_wgs84(lon, lat, "WGS84") == (lon, lat)
     with pytest.raises(ValueError):
         coords.to_wgs84(lon, lat, "CGCS2000-local")
