@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +41,11 @@ from services.routing.refdata_store import RefDataCache
 from services.routing.tables import routing_cases
 
 log = structlog.get_logger(__name__)
+DECISIONS = Counter(
+    "gridline_routing_decisions_total",
+    "First routing decisions of new cases",
+    ["method", "rule_id", "outcome"],
+)
 
 
 @dataclass
@@ -273,6 +279,11 @@ class CaseEventHandler:
             return
         ref = await self.ctx.refdata.get(conn)
         decision = decide(facts_from(received), ref)
+        DECISIONS.labels(
+            decision.basis.method,
+            decision.basis.rule_id or "none",
+            "assigned" if decision.assignee else "triage",
+        ).inc()
         events = sm.route(record.state, decision, datetime.now(UTC))
         messages = await record_events(conn, self.ctx, record, events, ref=ref)
         record.decision_event_ids = [m.event_id for m in messages]

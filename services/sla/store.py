@@ -305,6 +305,12 @@ async def next_due_at(conn: AsyncConnection) -> datetime | None:
     return (await conn.execute(query)).scalar_one_or_none()
 
 
+async def pending_count(conn: AsyncConnection) -> int:
+    """Timers still to fire (the active-timers gauge)."""
+    query = sa.select(sa.func.count()).where(timers.c.fired_at.is_(None), timers.c.cancelled_at.is_(None))
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def case_timers(conn: AsyncConnection, case_id: str) -> list[sa.Row]:
     query = sa.select(timers).where(timers.c.case_id == case_id).order_by(timers.c.due_at, timers.c.id)
     return list((await conn.execute(query)).all())

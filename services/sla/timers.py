@@ -15,7 +15,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,6 +36,8 @@ LAG = Histogram(
     "Clock time between a timer's due time and its firing",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300),
 )
+ACTIVE = Gauge("gridline_sla_active_timers", "Timers scheduled and not yet fired or cancelled")
+ACTIVE_REFRESH_S = 10.0  # counting a million-row table every round would cost more than the timers
 
 
 class TimerRunner:
@@ -51,9 +53,14 @@ class TimerRunner:
         """Fire timers until ``stop`` is set; database errors back off and retry."""
         backoff = 0.5
         await self._record_policy_version()
+        counted_at = -ACTIVE_REFRESH_S
         while not stop.is_set():
             try:
                 await self._maybe_refresh_calendar()
+                if asyncio.get_running_loop().time() - counted_at >= ACTIVE_REFRESH_S:
+                    counted_at = asyncio.get_running_loop().time()
+                    async with self._engine.connect() as conn:
+                        ACTIVE.set(await store.pending_count(conn))
                 fired = await self.fire_due()
                 backoff = 0.5
                 if fired >= self._ctx.settings.sla_timer_batch_size:

@@ -51,6 +51,12 @@ def test_every_service_exposes_the_named_series_and_they_move(system, intake, ca
     )
     assert "gridline_http_request_duration_seconds_bucket" in after["projection"]
     assert after["intake"]["gridline_outbox_published_total"] >= 1
+    # service-specific series: routing decisions by rule, sla's active timers
+    assert after["routing"]["gridline_routing_decisions_total"] > before["routing"].get(
+        "gridline_routing_decisions_total", 0
+    )
+    assert "gridline_sla_active_timers" in after["sla"]
+    assert "gridline_sla_timer_lag_seconds_bucket" in after["sla"]
 
 
 def test_no_service_log_line_carries_a_full_phone_number(system, intake, cases):
