@@ -11,6 +11,9 @@ from prometheus_client import REGISTRY
 import runtime.consumer  # noqa: F401  (registers its metrics)
 import runtime.http_metrics  # noqa: F401
 import runtime.outbox  # noqa: F401
+import services.notify.worker  # noqa: F401
+import services.routing.handlers  # noqa: F401
+import services.sla.timers  # noqa: F401
 from devtools.system import REPO
 
 OBSERVABILITY = REPO / "deploy" / "observability"
