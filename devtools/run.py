@@ -49,6 +49,7 @@ def write_procfile() -> Path:
     if tracing_on():
         lines.append(f"jaeger: {infra.ensure_jaeger()}")
     lines += [f"{name}: {py} -m devtools.run service {name}" for name in SERVICES]
+    lines.append(f"sinks: {py} -m devtools.sinks")
     lines.append(f"demo: {py} -m devtools.run demo")
     procfile = RUN_DIR / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
@@ -72,6 +73,7 @@ def run_all() -> int:
     )
     env.setdefault("GRIDLINE_LOG_JSON", "false")
     env.setdefault("GRIDLINE_KAFKA_LOG_LEVEL", "warn")
+    env.setdefault("GRIDLINE_NOTIFY_SMTP_PORT", "2525")  # devtools/sinks.py stands in for mail, SMS, grid app
     if tracing_on():
         env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{JAEGER_OTLP_HTTP_PORT}")
     honcho = Path(sys.executable).parent / "honcho"

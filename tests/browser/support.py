@@ -9,7 +9,7 @@ they import these fixtures.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,26 +19,28 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / ".local" / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+# Playwright's async API on the test session's event loop: the sync API would leave its own loop
+# running in the main thread and break every asyncio test that runs after it.
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+async def browser() -> AsyncIterator[object]:
     """Headless Debian Chromium under Playwright; skipped (saying why) only if it is not installed."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
+    async_api = pytest.importorskip("playwright.async_api", reason="pip package playwright is not installed")
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
+    async with async_api.async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         yield launched
-        launched.close()
+        await launched.close()
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    opened = context.new_page()
+async def page(browser) -> AsyncIterator[object]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    opened = await context.new_page()
     yield opened
-    context.close()
+    await context.close()
 
 
 @pytest.fixture(scope="session")

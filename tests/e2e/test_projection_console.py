@@ -11,7 +11,7 @@ OPERATOR_KEY = "dev-operator-key"
 browser, page, artifacts = support.browser, support.page, support.artifacts
 
 
-def test_an_operator_searches_opens_a_case_and_sees_the_dashboard_and_map(
+async def test_an_operator_searches_opens_a_case_and_sees_the_dashboard_and_map(
     system, intake, cases, page, artifacts
 ):
     orders = [hotline_order(k, seed=707) for k in range(1, 4)]
@@ -21,41 +21,41 @@ def test_an_operator_searches_opens_a_case_and_sees_the_dashboard_and_map(
         wait_for_case(cases, case_id)
     console = f"{system.url('projection')}/console/"
 
-    page.goto(console)
-    assert page.title().startswith("章丘区")
-    page.fill("#api-key", OPERATOR_KEY)
-    page.click("#key-form button")
-    page.fill("#search-form input[name=q]", "井盖缺失")
-    page.click("#search-button")
+    await page.goto(console)
+    assert (await page.title()).startswith("章丘区")
+    await page.fill("#api-key", OPERATOR_KEY)
+    await page.click("#key-form button")
+    await page.fill("#search-form input[name=q]", "井盖缺失")
+    await page.click("#search-button")
     row = page.locator(f"#results tbody tr[data-case='{case_ids[0]}']")
-    row.wait_for()
-    assert page.locator("#results tbody tr").count() == 1  # only the case that says it
-    page.screenshot(path=str(artifacts / "console-search.png"), full_page=True)
+    await row.wait_for()
+    assert await page.locator("#results tbody tr").count() == 1  # only the case that says it
+    await page.screenshot(path=str(artifacts / "console-search.png"), full_page=True)
 
-    row.click()
-    page.locator("#timeline li").first.wait_for()
-    assert case_ids[0] in page.locator("#view-case h2").inner_text()
-    assert "受理" in page.locator("#timeline").inner_text()
-    facts = page.locator("#view-case dl.facts").inner_text()
+    await row.click()
+    await page.locator("#timeline li").first.wait_for()
+    assert case_ids[0] in await page.locator("#view-case h2").inner_text()
+    assert "受理" in await page.locator("#timeline").inner_text()
+    facts = await page.locator("#view-case dl.facts").inner_text()
     assert "联系电话" in facts and "****" in facts and "HTMLElement" not in facts
-    assert orders[0]["caller_phone"] not in page.content()  # only the masked number reaches the page
-    page.screenshot(path=str(artifacts / "console-case.png"), full_page=True)
+    assert orders[0]["caller_phone"] not in await page.content()  # only the masked number reaches the page
+    await page.screenshot(path=str(artifacts / "console-case.png"), full_page=True)
 
-    page.click("nav a[data-view=dashboard]")
-    page.locator("#chart-daily svg rect.bar").first.wait_for()
-    received = int(page.locator("#tiles .tile b").first.inner_text())
+    await page.click("nav a[data-view=dashboard]")
+    await page.locator("#chart-daily svg rect.bar").first.wait_for()
+    received = int(await page.locator("#tiles .tile b").first.inner_text())
     assert received >= len(case_ids)
-    assert page.locator("#chart-town svg rect.bar").count() >= 1
-    page.screenshot(path=str(artifacts / "console-dashboard.png"), full_page=True)
+    assert await page.locator("#chart-town svg rect.bar").count() >= 1
+    await page.screenshot(path=str(artifacts / "console-dashboard.png"), full_page=True)
 
-    page.click("nav a[data-view=map]")
-    page.locator("#map svg rect.map-frame").wait_for()
-    page.screenshot(path=str(artifacts / "console-map.png"), full_page=True)
+    await page.click("nav a[data-view=map]")
+    await page.locator("#map svg rect.map-frame").wait_for()
+    await page.screenshot(path=str(artifacts / "console-map.png"), full_page=True)
     assert (artifacts / "console-dashboard.png").stat().st_size > 0
 
 
-def test_the_console_without_a_key_says_the_query_failed(system, page):
-    page.goto(f"{system.url('projection')}/console/#/search")
-    page.click("#search-button")
-    page.wait_for_function("document.querySelector('#search-status').textContent.includes('查询失败')")
-    assert "API key" in page.locator("#search-status").inner_text()
+async def test_the_console_without_a_key_says_the_query_failed(system, page):
+    await page.goto(f"{system.url('projection')}/console/#/search")
+    await page.click("#search-button")
+    await page.wait_for_function("document.querySelector('#search-status').textContent.includes('查询失败')")
+    assert "API key" in await page.locator("#search-status").inner_text()
