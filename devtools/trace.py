@@ -46,9 +46,8 @@ def render(trace: dict, depth: int) -> list[str]:
             detail = f" p{where}@{tags.get('messaging.kafka.message.offset')}" if where is not None else ""
             offset_ms, duration_ms = (span["startTime"] - start) / 1000, span["duration"] / 1000
             service = processes[span["processID"]]["serviceName"]
-            lines.append(
-                f"{'  ' * level}+{offset_ms:8.1f} ms {duration_ms:7.1f} ms  {service:<20} {span['operationName']}{detail}"
-            )
+            timing = f"+{offset_ms:8.1f} ms {duration_ms:7.1f} ms"
+            lines.append(f"{'  ' * level}{timing}  {service:<20} {span['operationName']}{detail}")
             if level + 1 < depth:
                 walk(span["spanID"], level + 1)
 
