@@ -115,7 +115,8 @@ def print_banner(gateway: str, case_ids: list[str]) -> None:
         "",
         "Gridline is running.",
         f"  gateway            {gateway}/",
-        f"  cases (operators)  {gateway}/v1/cases",
+        f"  console (operators){gateway}/console/   (API key: dev-operator-key)",
+        f"  cases API          curl -H 'X-API-Key: dev-operator-key' {gateway}/v1/cases",
         f"  one sample case    {gateway}/v1/cases/{case_ids[-1]}",
         f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline -H 'X-API-Key: dev-hotline-key' "
         "-H 'content-type: application/json' -d @docs/examples/hotline-order.json",
@@ -130,6 +131,8 @@ def print_banner(gateway: str, case_ids: list[str]) -> None:
         f"&tags=%7B%22gridline.case_id%22%3A%22{case_ids[-1]}%22%7D"
         if tracing_on()
         else "  traces             off (make run-traced starts Jaeger)",
+        f"  a case's trace     python -m devtools.trace {case_ids[-1]}" if tracing_on() else "",
+        "  mail, SMS, grid-app webhooks are printed by the `sinks` process below",
         f"  postgresql         {POSTGRES_URL}",
         f"  seeded {len(case_ids)} sample cases; Ctrl-C stops everything.",
         "",
