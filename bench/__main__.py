@@ -24,7 +24,7 @@ def main() -> int:
             continue
         print(f"\n=== bench/{name}.py ===", flush=True)
         try:
-            module.main()
+            module.main([])  # each benchmark's defaults
         except Exception as exc:  # one broken benchmark must not hide the others' numbers
             print(f"bench/{name}.py failed: {type(exc).__name__}: {exc}")
             failed.append(name)

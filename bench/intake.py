@@ -65,13 +65,13 @@ async def fixed_rate(client: httpx.AsyncClient, run: str, rate: float, seconds: 
     return latencies
 
 
-async def main() -> None:
+async def run_bench(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8001")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=50, help="offered requests/s in the latency phase")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run = uuid.uuid4().hex[:6]
     limits = httpx.Limits(max_connections=max(args.concurrency, 64))
     async with httpx.AsyncClient(
@@ -90,5 +90,10 @@ async def main() -> None:
             )
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Entry point (also for `make bench`, which passes no arguments: the defaults)."""
+    asyncio.run(run_bench(argv))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -159,7 +159,7 @@ async def _post_load(port: int) -> dict:
     return {"fastapi_json_post_per_s": round(N_HTTP / elapsed)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     broker = infra.start_kafka(WORK / "kafka", 37092, 37093, fresh=True)
     postgres = infra.start_postgres(WORK / "postgres", 37432, fresh=True)
