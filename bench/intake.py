@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -71,6 +76,7 @@ async def run_bench(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=50, help="offered requests/s in the latency phase")
+    parser.add_argument("--wrk-connections", type=int, default=32, help="connections of the wrk phase")
     args = parser.parse_args(argv)
     run = uuid.uuid4().hex[:6]
     limits = httpx.Limits(max_connections=max(args.concurrency, 64))
@@ -81,6 +87,11 @@ async def run_bench(argv: list[str] | None = None) -> None:
         accepted, refused = await saturate(c, run, args.seconds, args.concurrency)
         print(f"sustained: {accepted / args.seconds:.1f} accepted cases/s over {args.seconds:.0f}s "
               f"({args.concurrency} clients; {refused} refused)")  # fmt: skip
+        saturated = await asyncio.to_thread(wrk_saturate, args.url, int(args.seconds), args.wrk_connections)
+        if saturated:
+            rate, refused = saturated["requests_per_s"], saturated["non_2xx"]
+            print(f"sustained with wrk ({saturated['connections']} connections): {rate} requests/s, "
+                  f"{refused} not accepted, p99 {saturated['p99']}")  # fmt: skip
         latencies = sorted(await fixed_rate(c, run, args.rate, args.seconds))
         if latencies:
             p50 = statistics.median(latencies) * 1000
@@ -88,6 +99,40 @@ async def run_bench(argv: list[str] | None = None) -> None:
             print(
                 f"at {args.rate:.0f}/s offered: {len(latencies)} accepted, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
             )
+
+
+WRK_SCRIPT = """
+local n = 0
+local thread_id = tostring(math.random(1, 1e9))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%(key)s"
+request = function()
+  n = n + 1
+  local body = string.gsub('%(body)s', "ORDERNO", "wrk-" .. thread_id .. "-" .. n)
+  return wrk.format(nil, "/v1/intake/hotline", nil, body)
+end
+"""
+
+
+def wrk_saturate(url: str, seconds: int, connections: int) -> dict | None:
+    """Accepted cases/s with wrk as the client (httpx in one process cannot saturate a server)."""
+    wrk = shutil.which("wrk")
+    if not wrk:
+        return None
+    body = json.dumps(hotline_order(1, seed=7) | {"order_no": "ORDERNO"}, ensure_ascii=False)
+    script = Path(tempfile.mkdtemp()) / "intake.lua"
+    script.write_text(WRK_SCRIPT % {"key": KEY, "body": body.replace("'", "\\'")})
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+    refused = sum(int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line)
+    p99 = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("99%")), "?")
+    return {"requests_per_s": round(total), "non_2xx": refused, "p99": p99, "connections": connections}
 
 
 def main(argv: list[str] | None = None) -> None:
