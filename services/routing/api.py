@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from runtime import idempotency
 from runtime.auth import Principal, require
 from runtime.problems import Problem
 from services.routing import commands
@@ -45,9 +46,7 @@ queries = APIRouter(prefix="/v1/routing", tags=["routing"])
 Assignee_ = Annotated[Principal, Depends(require("department:*", "grid"))]
 AssigneeOrOperator = Annotated[Principal, Depends(require("department:*", "grid", "operator"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", max_length=200, description="Makes retries safe.")
-]
+IdempotencyKey = idempotency.IdempotencyKeyHeader
 RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such case, or not yours"},
     409: {"description": "Not allowed in the case's current status (problem+json names it)"},

@@ -3,19 +3,16 @@ run the pure command, record events and work items through the outbox, remember 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CaseEvent
 from contracts.events.routing import Assignee, AssigneeKind
+from runtime import idempotency
 from runtime.auth import Principal
 from runtime.problems import Problem
 from services.routing.domain import assignment as sm
@@ -100,10 +97,6 @@ def _domain_problem(exc: sm.DomainError, record: CaseRecord) -> Problem:
     return Problem(422, "invalid-command", exc.detail, current_status=status)
 
 
-def _request_hash(action: str, case_id: str, body: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps([action, case_id, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
 async def execute(
     engine: AsyncEngine,
     ctx: RoutingContext,
@@ -121,11 +114,13 @@ async def execute(
         record = await load_case(conn, case_id)
         if record is None:
             raise _not_found(case_id)
-        digest = _request_hash(action, case_id, request)
+        digest = idempotency.request_hash([action, case_id, request])
         if idempotency_key:
-            replay = await _replay(conn, principal.client_id, idempotency_key, digest)
-            if replay is not None:
-                return replay
+            prior = await idempotency.prior_answer(
+                conn, idempotency_keys, principal.client_id, idempotency_key, digest
+            )
+            if prior is not None:
+                return Outcome(prior.status_code, prior.response, replayed=True)
         if not record.state.involves(actor) and not actor.is_operator:
             raise _not_found(case_id)
         ref = await ctx.refdata.get(conn)
@@ -137,39 +132,18 @@ async def execute(
             await record_events(conn, ctx, record, events, ref=ref)
         body = case_view(record) | {"events": [e.type_name() for e in events]}
         if idempotency_key:
-            await conn.execute(
-                insert(idempotency_keys)
-                .values(
-                    client_id=principal.client_id,
-                    key=idempotency_key,
-                    case_id=case_id,
-                    action=action,
-                    request_hash=digest,
-                    status_code=200,
-                    response=body,
-                )
-                .on_conflict_do_nothing()
+            await idempotency.remember_answer(
+                conn,
+                idempotency_keys,
+                client_id=principal.client_id,
+                key=idempotency_key,
+                case_id=case_id,
+                action=action,
+                digest=digest,
+                status_code=200,
+                response=body,
             )
     return Outcome(200, body)
-
-
-async def _replay(conn: AsyncConnection, client_id: str, key: str, digest: str) -> Outcome | None:
-    row = (
-        await conn.execute(
-            sa.select(idempotency_keys).where(
-                idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.request_hash != digest:
-        raise Problem(
-            422,
-            "idempotency-key-reused",
-            f"Idempotency-Key {key!r} was used for a different request ({row.action} on {row.case_id}).",
-        )
-    return Outcome(row.status_code, row.response, replayed=True)
 
 
 def reroute_for(record_received: dict[str, Any] | None, ref: ReferenceData):

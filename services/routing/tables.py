@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from runtime.idempotency import answers_table
+
 metadata = sa.MetaData()
 
 # One row per loaded rule set. ``bundle`` is the complete reference data of that version (areas,
@@ -105,15 +107,4 @@ routing_cases = sa.Table(
 sa.Index("routing_cases_assignee", routing_cases.c.assignee_code, routing_cases.c.status)
 
 # HTTP actions already answered, by client and Idempotency-Key: a retry gets the same answer.
-idempotency_keys = sa.Table(
-    "idempotency_keys",
-    metadata,
-    sa.Column("client_id", sa.Text, primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("case_id", sa.Text, nullable=False),
-    sa.Column("action", sa.Text, nullable=False),
-    sa.Column("request_hash", sa.Text, nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", JSONB, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)
+idempotency_keys = answers_table("idempotency_keys", metadata)

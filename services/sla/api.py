@@ -8,15 +8,14 @@ answer again (``Idempotent-Replayed: true``) and changes nothing; without a key,
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
-import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from runtime import idempotency
 from runtime.auth import Principal, require
 from runtime.problems import Problem
 from runtime.service import ServiceRuntime
@@ -33,14 +32,12 @@ from services.sla.schemas import (
     DeadlinePublic,
     TimerPublic,
 )
-from services.sla.tables import cases, holiday_years, holidays
+from services.sla.tables import cases, holiday_years, holidays, idempotency_keys
 
 router = APIRouter(prefix="/v1/sla", tags=["sla"])
 Operator = Annotated[Principal, Depends(require("operator", "sre"))]
 OperatorOnly = Annotated[Principal, Depends(require("operator"))]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", max_length=200, description="Makes retries safe.")
-]
+IdempotencyKey = idempotency.IdempotencyKeyHeader
 CLOCK_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "sla knows no such case"},
     409: {"description": "Already paused, or nothing to pause or resume (problem+json names the clocks)"},
@@ -105,18 +102,16 @@ async def _clock_action(
     idempotency_key: str | None,
 ) -> JSONResponse:
     request = {"case_id": case_id, "action": action, "body": body.model_dump() if body else None}
-    request_hash = hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = idempotency.request_hash(request)
     async with runtime.engine.begin() as conn:
         case = await store.lock_case(conn, case_id)  # serialises concurrent actions (and retries) per case
         if case is None:
             raise Problem(404, "case-not-found", f"sla knows no case {case_id}.", case_id=case_id)
         if idempotency_key is not None:
-            prior = await store.prior_answer(conn, principal.client_id, idempotency_key)
+            prior = await idempotency.prior_answer(
+                conn, idempotency_keys, principal.client_id, idempotency_key, digest
+            )
             if prior is not None:
-                if prior.request_hash != request_hash:
-                    raise Problem(
-                        422, "idempotency-key-reused", "This Idempotency-Key was used for another request."
-                    )
                 return JSONResponse(
                     prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
                 )
@@ -131,8 +126,16 @@ async def _clock_action(
         answer = ClockActionPublic(action=action, stages=stages, case=await _case_public(conn, case))
         response = answer.model_dump(mode="json")
         if idempotency_key is not None:
-            await store.remember_answer(
-                conn, principal.client_id, idempotency_key, case_id, action, request_hash, 200, response
+            await idempotency.remember_answer(
+                conn,
+                idempotency_keys,
+                client_id=principal.client_id,
+                key=idempotency_key,
+                case_id=case_id,
+                action=action,
+                digest=digest,
+                status_code=200,
+                response=response,
             )
     runtime.wake_relay()
     return JSONResponse(response)

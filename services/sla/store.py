@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.events.sla import DeadlineStage
 from services.sla.domain.calendar import YearTable
 from services.sla.domain.deadlines import PlannedTimer
-from services.sla.tables import cases, deadlines, holiday_years, holidays, idempotency_keys, timers
+from services.sla.tables import cases, deadlines, holiday_years, holidays, timers
 
 ACTIVE = ("running", "paused")
 
@@ -39,39 +39,6 @@ async def lock_case(conn: AsyncConnection, case_id: str) -> sa.Row | None:
     """The case's row, locked until the transaction ends; None if sla has never seen the case."""
     query = sa.select(cases).where(cases.c.case_id == case_id).with_for_update()
     return (await conn.execute(query)).first()
-
-
-async def prior_answer(conn: AsyncConnection, client_id: str, key: str) -> sa.Row | None:
-    """The recorded answer to a client's earlier request with this Idempotency-Key."""
-    query = sa.select(idempotency_keys).where(
-        idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-    )
-    return (await conn.execute(query)).first()
-
-
-async def remember_answer(
-    conn: AsyncConnection,
-    client_id: str,
-    key: str,
-    case_id: str,
-    action: str,
-    request_hash: str,
-    status_code: int,
-    response: dict[str, Any],
-) -> None:
-    await conn.execute(
-        insert(idempotency_keys)
-        .values(
-            client_id=client_id,
-            key=key,
-            case_id=case_id,
-            action=action,
-            request_hash=request_hash,
-            status_code=status_code,
-            response=response,
-        )
-        .on_conflict_do_nothing(index_elements=["client_id", "key"])
-    )
 
 
 async def update_case(conn: AsyncConnection, case_id: str, **values: Any) -> None:

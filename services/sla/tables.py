@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from runtime.idempotency import answers_table
+
 metadata = sa.MetaData()
 
 policy_sets = sa.Table(
@@ -96,15 +98,4 @@ holidays = sa.Table(
 sa.Index("sla_timers_case", timers.c.case_id)
 
 # Operator actions already answered, by client and Idempotency-Key: a retry gets the first answer again.
-idempotency_keys = sa.Table(
-    "sla_idempotency_keys",
-    metadata,
-    sa.Column("client_id", sa.Text, primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("case_id", sa.Text, nullable=False),
-    sa.Column("action", sa.Text, nullable=False),
-    sa.Column("request_hash", sa.Text, nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", JSONB, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)
+idempotency_keys = answers_table("sla_idempotency_keys", metadata)
