@@ -66,6 +66,8 @@ def encode_event(
     event_id: str | None = None,
 ) -> OutboundMessage:
     """Wrap a payload in a CloudEvent and encode it in Kafka binary mode."""
+    # Serialised once, with orjson; the SDK passes bytes data through unchanged.
+    value = orjson.dumps(event.model_dump(mode="json"))
     ce = CloudEvent(
         attributes={
             "id": event_id or str(uuid.uuid4()),
@@ -76,7 +78,7 @@ def encode_event(
             "datacontenttype": "application/json",
             "partitionkey": event.case_id,
         },
-        data=event.model_dump(mode="json"),
+        data=value,
     )
     message = to_binary(ce, _FORMAT)
     headers = [(name, value) for name, value in message.headers.items() if name != "ce_partitionkey"]
@@ -88,7 +90,7 @@ def encode_event(
         topic=topic,
         key=event.case_id,
         headers=headers,
-        value=orjson.dumps(event.model_dump(mode="json")),
+        value=message.value,
         type=event.type_name(),
     )
 
