@@ -1,11 +1,19 @@
 """The consumer loop every service uses.
 
-For each batch of records from one partition it opens one database transaction, and for each record:
-decodes the CloudEvent (a bad one goes to ``<topic>.dlq`` with the reason in headers), skips it if the
-inbox already holds its id, otherwise runs the handler inside a savepoint (a handler that rejects the
-event sends it to the DLQ too) and writes the inbox row. The partition's tracking row is updated in the
-same transaction. Kafka offsets are committed only after that transaction commits, so a crash anywhere
-means redelivery, and redelivery is harmless.
+Each batch of records from one partition is handled in one database transaction:
+
+1. every record is decoded (a bad one is bound for ``<topic>.dlq`` with the reason in headers);
+2. one statement claims the whole batch in the inbox (``INSERT … SELECT unnest(…) ON CONFLICT DO
+   NOTHING RETURNING``): an event whose id is already there is a redelivery and is skipped;
+3. the claimed events go to the handler — all at once to a batch handler if the service has one (the
+   projection does), otherwise one after another — without a savepoint per event;
+4. the partition's tracking row is updated and the transaction commits; Kafka offsets are committed
+   only after that, so a crash anywhere means redelivery, and redelivery is harmless.
+
+If a handler rejects an event (or fails on it with a bug), the optimistic pass is rolled back and the
+batch is handled again carefully: each event in its own savepoint, the failing one dead-lettered with its
+reason, the others applied. So one bad event costs one batch a second pass, and good batches pay no
+per-event savepoint round trips.
 
 Infrastructure failures (database or broker unreachable) are not the event's fault: the batch is rolled
 back, the consumer seeks back and retries with backoff instead of dead-lettering good events.
@@ -16,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -34,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contracts.envelope import ContractError, Envelope, decode_message
 from runtime.db import inbox, tracking
 from runtime.kafka import dlq_topic
+from runtime.sql import precompiled
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("gridline.consumer")
@@ -54,6 +63,8 @@ class Delivery:
 
 
 Handler = Callable[[AsyncConnection, Delivery], Awaitable[None]]
+# Applies many events (in log order) in one go, with the same effect as the handler applied to each.
+BatchHandler = Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[object]]
 
 
 class EventRejected(Exception):
@@ -75,7 +86,8 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _is_infrastructure(exc: BaseException) -> bool:
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the database or broker themselves (retry later), not of the work at hand."""
     if isinstance(exc, INFRASTRUCTURE_ERRORS):
         return True
     # asyncpg's connection-level errors surface wrapped in DBAPIError with these SQLSTATE classes
@@ -104,6 +116,7 @@ class EventConsumer:
         producer: AIOKafkaProducer,
         engine: AsyncEngine,
         handler: Handler,
+        batch_handler: BatchHandler | None = None,
         batch_size: int = 500,
         fault_exit_after_db_commit: int = 0,
         after_commit: Callable[[], None] | None = None,
@@ -113,6 +126,7 @@ class EventConsumer:
         self._producer = producer
         self._engine = engine
         self._handler = handler
+        self._batch_handler = batch_handler
         self._batch_size = batch_size
         self._fault_exit_after = fault_exit_after_db_commit
         self._after_commit = after_commit
@@ -134,7 +148,7 @@ class EventConsumer:
                 self.status.last_error = None
                 backoff = 0.5
             except Exception as exc:
-                if not _is_infrastructure(exc):
+                if not is_infrastructure_error(exc):
                     raise
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("consumer.retrying", consumer=self.name, error=self.status.last_error)
@@ -161,23 +175,13 @@ class EventConsumer:
             LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
     async def _process_partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        dead_letters: list[tuple[ConsumerRecord, str, str]] = []
-        async with self._engine.begin() as conn:
-            for record in records:
-                outcome = await self._process_record(conn, record, dead_letters)
-                CONSUMED.labels(self.name, _header(record, "ce_type") or "?", outcome).inc()
-            # DLQ entries are acknowledged before the transaction commits: a crash in between repeats
-            # the entry, never loses it.
-            for record, reason, detail in dead_letters:
-                await self._send_to_dlq(record, reason, detail)
-            await conn.execute(
-                insert(tracking)
-                .values(consumer=self.name, topic=tp.topic, partition=tp.partition, offset=records[-1].offset)
-                .on_conflict_do_update(
-                    index_elements=["consumer", "topic", "partition"],
-                    set_={"offset": records[-1].offset, "updated_at": sa.func.now()},
-                )
-            )
+        decoded = [_decode(record) for record in records]
+        try:
+            outcomes = await self._apply(tp, records, decoded, careful=False)
+        except _RetryCarefully:
+            outcomes = await self._apply(tp, records, decoded, careful=True)
+        for record, outcome in zip(records, outcomes, strict=True):
+            CONSUMED.labels(self.name, _header(record, "ce_type") or "?", outcome).inc()
         self.status.processed += len(records)
         if self._after_commit is not None:  # e.g. wake the outbox relay: handlers may have enqueued events
             self._after_commit()
@@ -186,77 +190,136 @@ class EventConsumer:
             log.warning("consumer.fault_injected_exit", consumer=self.name)
             os._exit(17)
 
-    async def _process_record(
+    async def _apply(
         self,
-        conn: AsyncConnection,
-        record: ConsumerRecord,
-        dead_letters: list[tuple[ConsumerRecord, str, str]],
-    ) -> str:
-        try:
-            envelope = decode_message(record.key, record.headers, record.value)
-        except ContractError as exc:
-            event_id = _header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
-            if await self._claim(conn, event_id, record, "dead-lettered"):
-                dead_letters.append((record, exc.reason, exc.detail))
-            return "dead-lettered"
-        if not await self._claim(conn, envelope.id, record, "applied"):
-            return "duplicate"
-        parent = extract(envelope.trace_headers)
-        token = otel_context.attach(parent)
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+        decoded: list[Envelope | ContractError],
+        *,
+        careful: bool,
+    ) -> list[str]:
+        """One transaction over the batch; returns each record's outcome."""
+        dead_letters: list[tuple[ConsumerRecord, str, str]] = []
+        outcomes = ["duplicate"] * len(records)
+        async with self._engine.begin() as conn:
+            claimed = await self._claim(conn, tp, records, decoded)
+            todo: list[tuple[int, Delivery]] = []
+            for index, (record, item) in enumerate(zip(records, decoded, strict=True)):
+                event_id = _event_id(record, item)
+                if event_id not in claimed:
+                    continue  # already in the inbox: a redelivery (or a repeat inside this batch)
+                claimed.discard(event_id)
+                if isinstance(item, ContractError):
+                    outcomes[index] = "dead-lettered"
+                    dead_letters.append((record, item.reason, item.detail))
+                else:
+                    todo.append((index, Delivery(item, record.topic, record.partition, record.offset)))
+            if careful:
+                for index, delivery in todo:
+                    failure = await self._handle_carefully(conn, delivery)
+                    outcomes[index] = "applied" if failure is None else "dead-lettered"
+                    if failure is not None:
+                        dead_letters.append((records[index], *failure))
+            elif todo:
+                try:
+                    await self._handle_all(conn, [delivery for _, delivery in todo])
+                except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise
+                    raise _RetryCarefully from exc
+                for index, _ in todo:
+                    outcomes[index] = "applied"
+            # DLQ entries are acknowledged before the transaction commits: a crash in between repeats
+            # the entry, never loses it.
+            for record, reason, detail in dead_letters:
+                await self._send_to_dlq(record, reason, detail)
+            await conn.execute(
+                _TRACK,
+                {
+                    "consumer": self.name,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": records[-1].offset,
+                },
+            )
+        return outcomes
+
+    async def _handle_all(self, conn: AsyncConnection, deliveries: list[Delivery]) -> None:
+        """The optimistic pass: every claimed event, no savepoints."""
+        if self._batch_handler is not None:
+            for delivery in deliveries:  # the receive span still joins each case's trace
+                with self._receive_span(delivery):
+                    pass
+            await self._batch_handler(conn, deliveries)
+            return
+        for delivery in deliveries:
+            with self._receive_span(delivery):
+                await self._handler(conn, delivery)
+
+    async def _handle_carefully(self, conn: AsyncConnection, delivery: Delivery) -> tuple[str, str] | None:
+        """One event in its own savepoint; returns (reason, detail) if it has to be dead-lettered."""
+        envelope = delivery.envelope
+        with self._receive_span(delivery):
+            try:
+                async with conn.begin_nested():
+                    await self._handler(conn, delivery)
+            except EventRejected as exc:
+                failure = (exc.reason, exc.detail)
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    raise
+                log.exception("consumer.handler_failed", consumer=self.name, case_id=envelope.subject)
+                failure = ("handler-error", f"{type(exc).__name__}: {exc}")
+            else:
+                return None
+        await self._mark(conn, envelope.id, "dead-lettered")
+        return failure
+
+    @contextlib.contextmanager
+    def _receive_span(self, delivery: Delivery) -> Iterator[None]:
+        envelope = delivery.envelope
+        token = otel_context.attach(extract(envelope.trace_headers))
         try:
             with (
                 structlog.contextvars.bound_contextvars(case_id=envelope.subject, event_type=envelope.type),
                 tracer.start_as_current_span(
-                    f"{record.topic} receive",
+                    f"{delivery.topic} receive",
                     kind=trace.SpanKind.CONSUMER,
                     attributes={
                         "messaging.system": "kafka",
-                        "messaging.destination.name": record.topic,
-                        "messaging.kafka.destination.partition": record.partition,
-                        "messaging.kafka.message.offset": record.offset,
+                        "messaging.destination.name": delivery.topic,
+                        "messaging.kafka.destination.partition": delivery.partition,
+                        "messaging.kafka.message.offset": delivery.offset,
                         "messaging.consumer.group.name": self.name,
                         "gridline.case_id": envelope.subject,
                         "gridline.event_type": envelope.type,
                     },
                 ),
             ):
-                try:
-                    async with conn.begin_nested():
-                        await self._handler(
-                            conn, Delivery(envelope, record.topic, record.partition, record.offset)
-                        )
-                except EventRejected as exc:
-                    await self._mark(conn, envelope.id, "dead-lettered")
-                    dead_letters.append((record, exc.reason, exc.detail))
-                    return "dead-lettered"
-                except Exception as exc:
-                    if _is_infrastructure(exc):
-                        raise
-                    log.exception("consumer.handler_failed", consumer=self.name, case_id=envelope.subject)
-                    await self._mark(conn, envelope.id, "dead-lettered")
-                    dead_letters.append((record, "handler-error", f"{type(exc).__name__}: {exc}"))
-                    return "dead-lettered"
+                yield
         finally:
             otel_context.detach(token)
-        return "applied"
 
     async def _claim(
-        self, conn: AsyncConnection, event_id: str, record: ConsumerRecord, outcome: str
-    ) -> bool:
+        self,
+        conn: AsyncConnection,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+        decoded: list[Envelope | ContractError],
+    ) -> set[str]:
+        """Insert the batch's inbox rows in one statement; return the ids that were not there yet."""
         result = await conn.execute(
-            insert(inbox)
-            .values(
-                consumer=self.name,
-                event_id=event_id,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                outcome=outcome,
-            )
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(inbox.c.event_id)
+            _CLAIM,
+            {
+                "consumer": self.name,
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "event_ids": [_event_id(r, d) for r, d in zip(records, decoded, strict=True)],
+                "offsets": [r.offset for r in records],
+                "outcomes": ["dead-lettered" if isinstance(d, ContractError) else "applied" for d in decoded],
+            },
         )
-        return result.first() is not None
+        return set(result.scalars())
 
     async def _mark(self, conn: AsyncConnection, event_id: str, outcome: str) -> None:
         await conn.execute(
@@ -287,6 +350,45 @@ class EventConsumer:
             partition=record.partition,
             offset=record.offset,
         )
+
+
+class _RetryCarefully(Exception):
+    """The optimistic pass hit an event it cannot apply: roll back and go event by event."""
+
+
+# Both statements are built once, so SQLAlchemy compiles them once (a statement made per call with its
+# values inline is compiled per call, which cost more than the round trip).
+_CLAIM = sa.text(
+    """
+    INSERT INTO inbox (consumer, event_id, topic, partition, "offset", outcome)
+    SELECT :consumer, claim.event_id, :topic, :partition, claim.position, claim.outcome
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:offsets AS bigint[]), CAST(:outcomes AS text[]))
+        AS claim(event_id, position, outcome)
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+_tracking_insert = insert(tracking)
+_TRACK = precompiled(
+    _tracking_insert.on_conflict_do_update(
+        index_elements=["consumer", "topic", "partition"],
+        set_={"offset": _tracking_insert.excluded.offset, "updated_at": sa.func.now()},
+    ),
+    ["consumer", "topic", "partition", "offset"],
+)
+
+
+def _decode(record: ConsumerRecord) -> Envelope | ContractError:
+    try:
+        return decode_message(record.key, record.headers, record.value)
+    except ContractError as exc:
+        return exc
+
+
+def _event_id(record: ConsumerRecord, decoded: Envelope | ContractError) -> str:
+    if isinstance(decoded, ContractError):  # keep the producer's id if it sent one
+        return _header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+    return decoded.id
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import OutboundMessage
 from runtime.db import outbox
+from runtime.sql import precompiled
 from runtime.telemetry import tracing_enabled
 
 log = structlog.get_logger(__name__)
@@ -43,8 +44,7 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboundMessage]) ->
     """Store messages in the outbox inside the caller's open transaction (idempotent by event id)."""
     if not messages:
         return
-    # One statement object for every call: SQLAlchemy compiles it once and batches the rows
-    # (executemany), instead of compiling a fresh multi-VALUES statement per call.
+    # One precompiled statement for every call, its rows batched (executemany).
     await conn.execute(
         _ENQUEUE,
         [
@@ -61,7 +61,10 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboundMessage]) ->
     )
 
 
-_ENQUEUE = insert(outbox).on_conflict_do_nothing(index_elements=["event_id"])
+_ENQUEUE = precompiled(
+    insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
+    ["event_id", "topic", "key", "event_type", "headers", "value"],
+)
 
 
 class OutboxRelay:

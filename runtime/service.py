@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime import kafka, migrations
-from runtime.consumer import EventConsumer, Handler
+from runtime.consumer import BatchHandler, EventConsumer, Handler
 from runtime.db import create_engine
 from runtime.http_metrics import HttpMetricsMiddleware
 from runtime.logging import configure_logging
@@ -40,11 +40,13 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class ConsumerSpec:
-    """One consumer group of a service: its name (= group id), topics and handler."""
+    """One consumer group of a service: its name (= group id), topics and handler (and optionally a
+    handler that applies a whole batch at once with the same effect)."""
 
     name: str
     topics: Sequence[str]
     handler: Handler
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass
@@ -132,6 +134,7 @@ def create_app(
                 producer=runtime.producer,
                 engine=runtime.engine,
                 handler=spec.handler,
+                batch_handler=spec.batch_handler,
                 batch_size=settings.consumer_batch_size,
                 fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
                 after_commit=runtime.wake_relay,

@@ -25,7 +25,14 @@ def build_app(settings: ProjectionSettings | None = None) -> FastAPI:
         title="Gridline projection",
         description="Read models of every case, built from the case event log; the operators' query API.",
         routers=ROUTERS,
-        consumers=[ConsumerSpec(settings.consumer_group, [settings.case_events_topic], projector.project)],
+        consumers=[
+            ConsumerSpec(
+                settings.consumer_group,
+                [settings.case_events_topic],
+                projector.project,
+                batch_handler=projector.project_batch,
+            )
+        ],
     )
     mount_console(app)
     return app

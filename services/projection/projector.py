@@ -1,7 +1,8 @@
 """Projection's consumer handler: fold case events into the read models, in the consumer's transaction.
 
-``project_batch`` is the one write path: the live consumer calls it with one delivery at a time (the
-shared consumer loop wraps each event in a savepoint), the rebuild with thousands. Per batch it appends the
+``project_batch`` is the one write path: the live consumer calls it with every new event of a consumed
+batch (and, when a batch has to be retried event by event, with one at a time), the rebuild with
+thousands. Per batch it appends the
 timeline, locks and folds the touched summaries, upserts them, applies the statistics deltas and replaces
 the touched cases' worklist rows, each as one multi-row statement.
 """
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery
+from runtime.sql import precompiled
 from services.projection import domain
 from services.projection.tables import (
     STAT_DIMENSIONS,
@@ -28,22 +30,32 @@ from services.projection.tables import (
 SUMMARY_COLUMNS = tuple(c.name for c in case_summary.columns)
 STAT_COUNTER_COLUMNS = tuple(c.name for c in case_stats_daily.columns if c.name not in STAT_DIMENSIONS)
 
-# Built once: constructing a 70-column upsert per event costs more than executing it.
+# Built and compiled once (runtime.sql.precompiled): SQLAlchemy would compile a PostgreSQL upsert on every
+# execution, and a 70-column one costs more to compile than to run.
 _summary_insert = insert(case_summary)
-UPSERT_SUMMARY = _summary_insert.on_conflict_do_update(
-    index_elements=["case_id"],
-    set_={name: _summary_insert.excluded[name] for name in SUMMARY_COLUMNS if name != "case_id"},
+UPSERT_SUMMARY = precompiled(
+    _summary_insert.on_conflict_do_update(
+        index_elements=["case_id"],
+        set_={name: _summary_insert.excluded[name] for name in SUMMARY_COLUMNS if name != "case_id"},
+    ),
+    SUMMARY_COLUMNS,
 )
 _stats_insert = insert(case_stats_daily)
-ADD_STATS = _stats_insert.on_conflict_do_update(
-    index_elements=list(STAT_DIMENSIONS),
-    set_={name: case_stats_daily.c[name] + _stats_insert.excluded[name] for name in STAT_COUNTER_COLUMNS},
+ADD_STATS = precompiled(
+    _stats_insert.on_conflict_do_update(
+        index_elements=list(STAT_DIMENSIONS),
+        set_={name: case_stats_daily.c[name] + _stats_insert.excluded[name] for name in STAT_COUNTER_COLUMNS},
+    ),
+    [*STAT_DIMENSIONS, *STAT_COUNTER_COLUMNS],
 )
+# Needs RETURNING over many rows, which only a Core insert does (as one multi-row INSERT): compiled per
+# batch, not per event.
 APPEND_TIMELINE = (
     insert(case_timeline)
     .on_conflict_do_nothing(index_elements=["event_id"])
     .returning(case_timeline.c.event_id)
 )
+INSERT_WORKLIST = precompiled(insert(worklist_item), [c.name for c in worklist_item.columns])
 
 
 async def project(conn: AsyncConnection, delivery: Delivery) -> None:
@@ -133,4 +145,4 @@ async def _write_worklists(conn: AsyncConnection, case_ids: list[str], states: l
     await conn.execute(sa.delete(worklist_item).where(worklist_item.c.case_id.in_(case_ids)))
     items = [item for state in states for item in domain.worklist_items(state)]
     if items:
-        await conn.execute(insert(worklist_item), items)
+        await conn.execute(INSERT_WORKLIST, items)

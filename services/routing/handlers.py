@@ -32,6 +32,7 @@ from contracts.events.routing import Assignee, CaseAssigned, CaseTransferred, Ro
 from runtime.consumer import Delivery
 from runtime.db import outbox
 from runtime.outbox import current_trace_headers, enqueue
+from runtime.sql import precompiled
 from services.routing import dispatch
 from services.routing.config import RoutingSettings
 from services.routing.domain import assignment as sm
@@ -84,20 +85,29 @@ async def load_case(conn: AsyncConnection, case_id: str, *, lock: bool = True) -
 async def save_case(conn: AsyncConnection, record: CaseRecord) -> None:
     state = record.state
     current = state.current if state.status in sm.OPEN_ASSIGNMENT | {Status.REPLIED} else None
-    values = {
-        "status": state.status.value,
-        "assignee_kind": current.assignee.kind.value if current else None,
-        "assignee_code": current.assignee.code if current else None,
-        "state": state.model_dump(mode="json"),
-        "received": record.received,
-        "decision_event_ids": record.decision_event_ids,
-        "updated_at": sa.func.now(),
-    }
     await conn.execute(
-        insert(routing_cases)
-        .values(case_id=state.case_id, **values)
-        .on_conflict_do_update(index_elements=["case_id"], set_=values)
+        _SAVE_CASE,
+        {
+            "case_id": state.case_id,
+            "status": state.status.value,
+            "assignee_kind": current.assignee.kind.value if current else None,
+            "assignee_code": current.assignee.code if current else None,
+            "state": state.model_dump(mode="json"),
+            "received": record.received,
+            "decision_event_ids": record.decision_event_ids,
+        },
     )
+
+
+_SAVED_COLUMNS = ("status", "assignee_kind", "assignee_code", "state", "received", "decision_event_ids")
+_case_insert = insert(routing_cases)
+_SAVE_CASE = precompiled(
+    _case_insert.on_conflict_do_update(
+        index_elements=["case_id"],
+        set_={name: _case_insert.excluded[name] for name in _SAVED_COLUMNS} | {"updated_at": sa.func.now()},
+    ),
+    ["case_id", *_SAVED_COLUMNS],
+)
 
 
 # --- recording events and work items -----------------------------------------------------------------
@@ -215,8 +225,12 @@ async def record_events(
     *,
     ref: ReferenceData | None = None,
     extra_items: Sequence[dispatch.WorkItem] = (),
+    first_decision: bool = False,
 ) -> list[OutboundMessage]:
-    """Fold ``events`` into the record, save it, and put events and work items in the outbox."""
+    """Fold ``events`` into the record, save it, and put events and work items in the outbox.
+
+    ``first_decision``: remember the messages' ids on the record (a duplicate link that arrives before
+    they are published can withdraw them)."""
     before = record.state
     record.state = sm.fold(before, events)
     trace = current_trace_headers()
@@ -233,6 +247,8 @@ async def record_events(
         for item in items
     ]
     await enqueue(conn, messages)
+    if first_decision:
+        record.decision_event_ids = [m.event_id for m in messages]
     await save_case(conn, record)
     return messages
 
@@ -285,9 +301,7 @@ class CaseEventHandler:
             "assigned" if decision.assignee else "triage",
         ).inc()
         events = sm.route(record.state, decision, datetime.now(UTC))
-        messages = await record_events(conn, self.ctx, record, events, ref=ref)
-        record.decision_event_ids = [m.event_id for m in messages]
-        await save_case(conn, record)
+        await record_events(conn, self.ctx, record, events, ref=ref, first_decision=True)
         log.info(
             "routing.decided",
             case_id=event.case_id,

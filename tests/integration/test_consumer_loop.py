@@ -9,18 +9,36 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
 from runtime import kafka
-from runtime.consumer import EventConsumer
-from services.projection.projector import project
+from runtime.consumer import EventConsumer, EventRejected
+from runtime.db import inbox
+from services.projection.projector import project, project_batch
 from services.projection.tables import case_summary, case_timeline
 from tests import factories
 from tests.support import eventually
 
 
 @contextlib.asynccontextmanager
-async def running_consumer(infrastructure, engine, producer, topic, *, name="it-projection", group=None):
+async def running_consumer(
+    infrastructure,
+    engine,
+    producer,
+    topic,
+    *,
+    name="it-projection",
+    group=None,
+    handler=project,
+    batch_handler=project_batch,
+):
     client = kafka.create_consumer(infrastructure.kafka_bootstrap, group or name, topic)
     await client.start()
-    consumer = EventConsumer(name=name, consumer=client, producer=producer, engine=engine, handler=project)
+    consumer = EventConsumer(
+        name=name,
+        consumer=client,
+        producer=producer,
+        engine=engine,
+        handler=handler,
+        batch_handler=batch_handler,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
@@ -114,6 +132,45 @@ async def test_an_event_for_an_unknown_case_or_out_of_order_is_projected_not_fat
     row = await summary_of(projection_engine, received.case_id)
     assert row.status == "closed"  # the late CaseReceived filled details without reopening the case
     assert row.description == received.description
+
+
+async def test_an_event_the_handler_rejects_mid_batch_is_dead_lettered_and_its_writes_undone(
+    infrastructure, projection_engine, producer, topic
+):
+    """The optimistic pass (no savepoints) meets a rejection: the batch is redone event by event, so
+    the events around the bad one are applied once and the bad one's partial writes are rolled back."""
+    first, bad, last = factories.case_received(), factories.case_received(), factories.case_received()
+
+    async def rejecting(conn, delivery):
+        await project(conn, delivery)  # writes, then refuses: the savepoint must undo the writes
+        if delivery.envelope.event.case_id == bad.case_id:
+            raise EventRejected("not-applicable", "this case is refused by the test")
+
+    async def rejecting_batch(conn, deliveries):
+        await project_batch(conn, deliveries)
+        if any(d.envelope.event.case_id == bad.case_id for d in deliveries):
+            raise EventRejected("not-applicable", "this case is refused by the test")
+
+    for m in (factories.message(e, topic) for e in (first, bad, last)):  # one partition: one batch
+        await producer.send_and_wait(m.topic, m.value, key=m.key.encode(), headers=m.headers, partition=0)
+    async with running_consumer(
+        infrastructure, projection_engine, producer, topic, handler=rejecting, batch_handler=rejecting_batch
+    ) as consumer:
+        await eventually(lambda: _consumed(consumer, 3))
+
+    assert (await summary_of(projection_engine, first.case_id)).events_applied == 1
+    assert (await summary_of(projection_engine, last.case_id)).events_applied == 1
+    assert await summary_of(projection_engine, bad.case_id) is None
+    assert await timeline_count(projection_engine, bad.case_id) == 0
+    dead = await _read_all(infrastructure, kafka.dlq_topic(topic), expected=1)
+    assert [(r.key.decode(), dict(r.headers)["dlq_reason"]) for r in dead] == [
+        (bad.case_id, b"not-applicable")
+    ]
+    async with projection_engine.connect() as conn:
+        outcome = (
+            await conn.execute(sa.select(inbox.c.outcome).where(inbox.c.consumer == "it-projection"))
+        ).scalars()
+        assert sorted(outcome) == ["applied", "applied", "dead-lettered"]
 
 
 def _ce_headers(type_name: str, subject: str) -> list[tuple[str, bytes]]:
