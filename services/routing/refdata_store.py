@@ -179,16 +179,21 @@ class ReferenceDataMissing(ConnectionError):
 class RefDataCache:
     """The active rule set, indexed once per version.
 
-    Every ``get`` asks the database which version is active (one query on a table of a few rows, in
-    the caller's transaction), so a decision always uses the version active when it is made: a rule set
-    loaded by any process applies to the next decision of every running replica, with no restart and no
-    stale window. The indexed copy is rebuilt only when the version changes.
+    The first ``get`` in a transaction asks the database which version is active (one query on a table
+    of a few rows), so a decision uses the version active when its transaction began: a rule set loaded
+    by any process applies to the next batch of every running replica, with no restart. Later calls in
+    the same transaction (the other events of a consumer batch) reuse the answer. The indexed copy is
+    rebuilt only when the version changes.
     """
 
     def __init__(self) -> None:
         self._ref: ReferenceData | None = None
+        self._checked_in: object | None = None  # the transaction that last asked (held, so never reused)
 
     async def get(self, conn: AsyncConnection) -> ReferenceData:
+        transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+        if self._ref is not None and transaction is not None and transaction is self._checked_in:
+            return self._ref
         version = await active_version(conn)
         if version is None:
             raise ReferenceDataMissing("no rule set loaded: run `python -m services.routing load-refdata`")
@@ -198,4 +203,5 @@ class RefDataCache:
                 raise ReferenceDataMissing("no rule set is active")
             self._ref = build_reference_data(loaded[1], loaded[0])
             log.info("routing.refdata_active", version=loaded[0], grids=len(self._ref.grids))
+        self._checked_in = transaction
         return self._ref

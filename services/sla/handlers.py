@@ -6,13 +6,17 @@ outgoing events (through the outbox) are written together, so a crash leaves all
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts.envelope import OutboundMessage
 from contracts.events.sla import CaseEscalated, ClockPaused, ClockResumed, DeadlineSet, DeadlineStage
 from runtime.outbox import enqueue
 from services.sla import store
@@ -43,10 +47,14 @@ async def start_assignment_clocks(
     case = await store.ensure_case(conn, case_id, category_code=category_code)
     policy = ctx.table.select(case.appeal_type, case.urgency, case.category_code)
     existing = await store.deadline_rows(conn, case_id)
+    writes = ClockWrites()
     for stage in ASSIGNMENT_STAGES:
         if stage in policy.stages:
-            await _start_stage(conn, ctx, case_id, stage, at, policy, assignment_id, existing.get(stage))
-    await _ensure_case_clock(conn, ctx, case, policy, at, existing.get(DeadlineStage.CASE))
+            await _start_stage(
+                conn, ctx, case_id, stage, at, policy, assignment_id, existing.get(stage), writes
+            )
+    await _ensure_case_clock(conn, ctx, case, policy, at, existing.get(DeadlineStage.CASE), writes)
+    await writes.flush(conn, ctx)
 
 
 async def start_triage_clock(
@@ -61,11 +69,17 @@ async def start_triage_clock(
 
 
 async def _ensure_case_clock(
-    conn: AsyncConnection, ctx: SlaContext, case: sa.Row, policy: Policy, at: datetime, row: sa.Row | None
+    conn: AsyncConnection,
+    ctx: SlaContext,
+    case: sa.Row,
+    policy: Policy,
+    at: datetime,
+    row: sa.Row | None,
+    writes: ClockWrites | None = None,
 ) -> None:
     """Start the overall case clock unless one runs (or is paused, or has stopped)."""
     if row is None or row.state == "cancelled":
-        await _start_stage(conn, ctx, case.case_id, DeadlineStage.CASE, at, policy, None, row)
+        await _start_stage(conn, ctx, case.case_id, DeadlineStage.CASE, at, policy, None, row, writes)
     if case.status != "open":
         await store.update_case(conn, case.case_id, status="open")
 
@@ -79,6 +93,7 @@ async def _start_stage(
     policy: Policy,
     assignment_id: str | None,
     previous: sa.Row | None,
+    writes: ClockWrites | None = None,
 ) -> None:
     await _set_clock(
         conn,
@@ -91,6 +106,7 @@ async def _start_stage(
         policy_version=ctx.table.version,
         assignment_id=assignment_id,
         generation=(previous.generation + 1) if previous is not None else 1,
+        writes=writes,
     )
 
 
@@ -110,16 +126,20 @@ async def _set_clock(
     paused_seconds: float = 0.0,
     paused_at: datetime | None = None,
     skip_kinds: Collection[str] = (),
+    writes: ClockWrites | None = None,
 ) -> None:
     """Compute a stage deadline, replace its row and timers, and announce it (DeadlineSet).
 
     A clock recomputed while paused stays paused and gets no timers (its resumption schedules them);
-    ``skip_kinds`` are cards already shown for this clock, not planned again."""
+    ``skip_kinds`` are cards already shown for this clock, not planned again. Given ``writes``, the
+    rows, timers and event are added to it for the caller to flush with other clocks' (fewer round
+    trips); otherwise they are written now."""
+    own = writes is None
+    writes = ClockWrites() if writes is None else writes
     deadline = compute_deadline(
         ctx.calendar, stage, start, limit, extension_days, timedelta(seconds=paused_seconds)
     )
-    await store.save_deadline(
-        conn,
+    writes.deadlines.append(
         {
             "case_id": case_id,
             "stage": str(stage),
@@ -138,13 +158,19 @@ async def _set_clock(
             "provisional": deadline.provisional,
             "calendar_basis": deadline.calendar_basis,
             "stopped_at": None,
-        },
+        }
     )
-    await store.cancel_timers(conn, case_id, ctx.now(), stages=[stage])
+    if generation > 1:  # a first generation has no earlier timers to cancel
+        writes.cancel[case_id].append(str(stage))
     if paused_at is None:
         planned = plan_cards(ctx.calendar, ctx.table, deadline, limit)
-        planned = [timer for timer in planned if timer.kind not in skip_kinds]
-        await store.schedule(conn, case_id, str(stage), generation, planned, deadline.due_at, assignment_id)
+        writes.timers += [
+            store.NewTimer(
+                case_id, str(stage), str(p.kind), generation, p.due_at, deadline.due_at, assignment_id
+            )
+            for p in planned
+            if p.kind not in skip_kinds
+        ]
     event = DeadlineSet(
         case_id=case_id,
         occurred_at=ctx.now(),
@@ -159,7 +185,29 @@ async def _set_clock(
         provisional=deadline.provisional,
         assignment_id=assignment_id,
     )
-    await enqueue(conn, [ctx.message(event, stage, generation, "deadline-set")])
+    writes.messages.append(ctx.message(event, stage, generation, "deadline-set"))
+    if own:
+        await writes.flush(conn, ctx)
+
+
+@dataclass
+class ClockWrites:
+    """What setting one or more clocks writes, gathered so that several clocks cost one round trip per
+    kind of write instead of one each."""
+
+    deadlines: list[dict[str, Any]] = field(default_factory=list)
+    cancel: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    timers: list[store.NewTimer] = field(default_factory=list)
+    messages: list[OutboundMessage] = field(default_factory=list)
+
+    async def flush(self, conn: AsyncConnection, ctx: SlaContext) -> None:
+        await store.save_deadline(conn, self.deadlines)
+        for case_id, stages in self.cancel.items():  # before scheduling: only older generations' timers
+            await store.cancel_timers(conn, case_id, ctx.now(), stages=stages)
+        await store.schedule_many(conn, self.timers)
+        await enqueue(conn, self.messages)
+        self.deadlines, self.timers, self.messages = [], [], []
+        self.cancel.clear()
 
 
 def stage_limit(ctx: SlaContext, row: sa.Row) -> StageLimit:

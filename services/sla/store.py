@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -10,29 +11,34 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import TextualSelect
 
 from contracts.events.sla import DeadlineStage
+from runtime.sql import precompiled
 from services.sla.domain.calendar import YearTable
-from services.sla.domain.deadlines import PlannedTimer
 from services.sla.tables import cases, deadlines, holiday_years, holidays, timers
 
 ACTIVE = ("running", "paused")
 
 
 async def ensure_case(conn: AsyncConnection, case_id: str, **facts: Any) -> sa.Row:
-    """The case's row, created on first sight; known facts (appeal type, ...) fill empty columns only."""
+    """The case's row, locked, created on first sight; known facts (appeal type, ...) fill empty columns
+    only. One round trip: the upsert always updates (so it locks and returns the row)."""
     given = {k: v for k, v in facts.items() if v is not None}
-    stmt = insert(cases).values(case_id=case_id, **given)
-    if given:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["case_id"],
-            set_={k: sa.func.coalesce(getattr(cases.c, k), stmt.excluded[k]) for k in given},
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["case_id"])
-    await conn.execute(stmt)
-    row = (await conn.execute(sa.select(cases).where(cases.c.case_id == case_id).with_for_update())).one()
-    return row
+    return (await conn.execute(_ensure_statement(tuple(sorted(given))), {"case_id": case_id, **given})).one()
+
+
+@functools.cache
+def _ensure_statement(columns: tuple[str, ...]) -> TextualSelect:
+    stmt = insert(cases)
+    fill = {k: sa.func.coalesce(cases.c[k], stmt.excluded[k]) for k in columns}
+    return precompiled(
+        stmt.on_conflict_do_update(
+            index_elements=["case_id"], set_=fill or {"case_id": stmt.excluded.case_id}
+        ).returning(*cases.columns),
+        ["case_id", *columns],
+        returning=list(cases.columns),
+    )
 
 
 async def lock_case(conn: AsyncConnection, case_id: str) -> sa.Row | None:
@@ -56,15 +62,24 @@ async def deadline_rows(
     return {row.stage: row for row in (await conn.execute(query.order_by(deadlines.c.stage))).all()}
 
 
-async def save_deadline(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    """Insert or replace a stage's clock (the caller has chosen the new generation)."""
-    stmt = insert(deadlines).values(**values)
-    await conn.execute(
+async def save_deadline(conn: AsyncConnection, values: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
+    """Insert or replace stage clocks (the caller has chosen each new generation); many rows, with the same
+    keys, go in one executemany."""
+    rows = [values] if isinstance(values, dict) else list(values)
+    if rows:
+        await conn.execute(_save_deadline_statement(tuple(rows[0])), rows)
+
+
+@functools.cache
+def _save_deadline_statement(columns: tuple[str, ...]) -> sa.TextClause:
+    stmt = insert(deadlines)
+    return precompiled(
         stmt.on_conflict_do_update(
             index_elements=["case_id", "stage"],
-            set_={k: stmt.excluded[k] for k in values if k not in ("case_id", "stage")}
+            set_={k: stmt.excluded[k] for k in columns if k not in ("case_id", "stage")}
             | {"updated_at": sa.func.now()},
-        )
+        ),
+        columns,
     )
 
 
@@ -150,26 +165,6 @@ async def schedule_many(conn: AsyncConnection, new: Sequence[NewTimer]) -> int:
         },
     )
     return result.rowcount
-
-
-async def schedule(
-    conn: AsyncConnection,
-    case_id: str,
-    stage: str,
-    generation: int,
-    planned: Sequence[PlannedTimer],
-    deadline_due_at: datetime,
-    assignment_id: str | None,
-) -> None:
-    """Store one stage's planned timers; scheduling the same (case, stage, kind, generation) twice is a
-    no-op."""
-    await schedule_many(
-        conn,
-        [
-            NewTimer(case_id, stage, str(p.kind), generation, p.due_at, deadline_due_at, assignment_id)
-            for p in planned
-        ],
-    )
 
 
 async def cancel_timers(
