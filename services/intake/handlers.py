@@ -18,6 +18,7 @@ from contracts.envelope import encode_event
 from contracts.events import CaseEvent
 from runtime.outbox import current_trace_headers, enqueue
 from runtime.problems import Problem
+from runtime.sql import precompiled
 from services.intake import domain
 from services.intake.appeals import Normalisation
 from services.intake.categories import UNCLASSIFIED
@@ -144,26 +145,24 @@ async def _insert(conn: AsyncConnection, intake: Intake, appeal: domain.Appeal, 
     token = str(uuid.uuid4())
     status = "closed" if appeal.resolved_on_spot else "open"
     inserted = await conn.execute(
-        insert(appeals)
-        .values(
-            case_id=case_id,
-            source=appeal.source.value,
-            external_id=appeal.external_id,
-            fingerprint=fingerprint,
-            received_at=event.received_at,
-            status=status,
-            event=event.model_dump(mode="json"),
-            category=appeal.category.category,
-            citizen_ref=event.citizen.citizen_ref,
-            lat=appeal.location.lat if appeal.location else None,
-            lon=appeal.location.lon if appeal.location else None,
-            duplicate_of=primary,
-            service_code=appeal.service_code,
-            token=token,
-            status_notes="即知即改，已办结" if appeal.resolved_on_spot else "已受理",
-        )
-        .on_conflict_do_nothing(constraint="appeals_source_external_id")
-        .returning(appeals.c.case_id)
+        _INSERT_APPEAL,
+        {
+            "case_id": case_id,
+            "source": appeal.source.value,
+            "external_id": appeal.external_id,
+            "fingerprint": fingerprint,
+            "received_at": event.received_at,
+            "status": status,
+            "event": event.model_dump(mode="json"),
+            "category": appeal.category.category,
+            "citizen_ref": event.citizen.citizen_ref,
+            "lat": appeal.location.lat if appeal.location else None,
+            "lon": appeal.location.lon if appeal.location else None,
+            "duplicate_of": primary,
+            "service_code": appeal.service_code,
+            "token": token,
+            "status_notes": "即知即改，已办结" if appeal.resolved_on_spot else "已受理",
+        },
     )
     if inserted.first() is None:  # a concurrent retry won the race; its row is committed now
         existing = await _existing(conn, appeal)
@@ -193,6 +192,32 @@ async def _insert(conn: AsyncConnection, intake: Intake, appeal: domain.Appeal, 
     await intake.emit(conn, events)
     shown = "closed" if appeal.resolved_on_spot else ("duplicate" if primary else "received")
     return Recorded(case_id=case_id, created=True, status=shown, duplicate_of=primary, token=token)
+
+
+_APPEAL_COLUMNS = (
+    "case_id",
+    "source",
+    "external_id",
+    "fingerprint",
+    "received_at",
+    "status",
+    "event",
+    "category",
+    "citizen_ref",
+    "lat",
+    "lon",
+    "duplicate_of",
+    "service_code",
+    "token",
+    "status_notes",
+)
+_INSERT_APPEAL = precompiled(
+    insert(appeals)
+    .on_conflict_do_nothing(constraint="appeals_source_external_id")
+    .returning(appeals.c.case_id),
+    _APPEAL_COLUMNS,
+    returning=[appeals.c.case_id],
+)
 
 
 async def _find_duplicate(
