@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery
+from runtime.sql import precompiled
 from services.notify.domain import facts as case_facts
 from services.notify.domain.directory import Directory
 from services.notify.domain.planning import Notice, plan
@@ -53,34 +54,35 @@ class Notifier:
         facts = await self._fold(conn, event)
         links = {"satisfaction": self.satisfaction_url.format(case_id=event.case_id)}
         now = self.clock()
+        rows = []
         for notice in plan(event, facts, self.table, self.directory, self.renderer, links):
             if notice.once_per_case and await _already_told(conn, event.case_id, notice):
                 continue
-            await conn.execute(
-                insert(deliveries)
-                .values(
-                    id=notification_id(envelope.id, notice.recipient, notice.channel),
-                    case_id=event.case_id,
-                    trigger_event_id=envelope.id,
-                    trigger_type=envelope.type,
-                    subscription=notice.subscription,
-                    recipient=notice.recipient,
-                    recipient_kind=notice.recipient_kind,
-                    channel=notice.channel,
-                    endpoint=notice.endpoint,
-                    template=notice.template,
-                    title=notice.title,
-                    body=notice.body,
-                    payload=notice.payload,
-                    quiet_hours=notice.quiet_hours,
-                    trace_headers=envelope.trace_headers,
-                    next_attempt_at=self.quiet_hours.next_allowed(now) if notice.quiet_hours else now,
-                    deferred_reason="quiet-hours"
+            rows.append(
+                {
+                    "id": notification_id(envelope.id, notice.recipient, notice.channel),
+                    "case_id": event.case_id,
+                    "trigger_event_id": envelope.id,
+                    "trigger_type": envelope.type,
+                    "subscription": notice.subscription,
+                    "recipient": notice.recipient,
+                    "recipient_kind": notice.recipient_kind,
+                    "channel": notice.channel,
+                    "endpoint": notice.endpoint,
+                    "template": notice.template,
+                    "title": notice.title,
+                    "body": notice.body,
+                    "payload": notice.payload,
+                    "quiet_hours": notice.quiet_hours,
+                    "trace_headers": envelope.trace_headers,
+                    "next_attempt_at": self.quiet_hours.next_allowed(now) if notice.quiet_hours else now,
+                    "deferred_reason": "quiet-hours"
                     if notice.quiet_hours and self.quiet_hours.contains(now)
                     else None,
-                )
-                .on_conflict_do_nothing(constraint="deliveries_once")
+                }
             )
+        if rows:
+            await conn.execute(_QUEUE_DELIVERY, rows)
 
     async def _fold(self, conn: AsyncConnection, event) -> case_facts.CaseFacts:
         row = (
@@ -94,14 +96,39 @@ class Notifier:
         after = case_facts.apply(before, event)
         if after != before:
             data = after.model_dump(mode="json")
-            await conn.execute(
-                insert(case_facts_table)
-                .values(case_id=event.case_id, facts=data)
-                .on_conflict_do_update(
-                    index_elements=["case_id"], set_={"facts": data, "updated_at": sa.func.now()}
-                )
-            )
+            await conn.execute(_SAVE_FACTS, {"case_id": event.case_id, "facts": data})
         return after
+
+
+_DELIVERY_COLUMNS = (
+    "id",
+    "case_id",
+    "trigger_event_id",
+    "trigger_type",
+    "subscription",
+    "recipient",
+    "recipient_kind",
+    "channel",
+    "endpoint",
+    "template",
+    "title",
+    "body",
+    "payload",
+    "quiet_hours",
+    "trace_headers",
+    "next_attempt_at",
+    "deferred_reason",
+)
+_QUEUE_DELIVERY = precompiled(
+    insert(deliveries).on_conflict_do_nothing(constraint="deliveries_once"), _DELIVERY_COLUMNS
+)
+_facts_insert = insert(case_facts_table)
+_SAVE_FACTS = precompiled(
+    _facts_insert.on_conflict_do_update(
+        index_elements=["case_id"], set_={"facts": _facts_insert.excluded.facts, "updated_at": sa.func.now()}
+    ),
+    ["case_id", "facts"],
+)
 
 
 async def _already_told(conn: AsyncConnection, case_id: str, notice: Notice) -> bool:
