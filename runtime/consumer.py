@@ -2,7 +2,9 @@
 
 Each batch of records from one partition is handled in one database transaction:
 
-1. every record is decoded (a bad one is bound for ``<topic>.dlq`` with the reason in headers);
+1. every record is decoded (a bad one is bound for ``<topic>.dlq`` with the reason in headers), except
+   those of known event types the service does not handle (``handles``): they have no effect, so they
+   are passed over undecoded and leave no inbox row;
 2. one statement claims the whole batch in the inbox (``INSERT … SELECT unnest(…) ON CONFLICT DO
    NOTHING RETURNING``): an event whose id is already there is a redelivery and is skipped;
 3. the claimed events go to the handler — all at once to a batch handler if the service has one (the
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -40,6 +42,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import ContractError, Envelope, decode_message
+from contracts.events import EVENT_TYPES, UPCASTERS, CaseEvent
 from runtime.db import inbox, tracking
 from runtime.kafka import dlq_topic
 from runtime.sql import precompiled
@@ -90,11 +93,11 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     """True for failures of the database or broker themselves (retry later), not of the work at hand."""
     if isinstance(exc, INFRASTRUCTURE_ERRORS):
         return True
-    # asyncpg's connection-level errors surface wrapped in DBAPIError with these SQLSTATE classes
-    if isinstance(exc, DBAPIError):
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
-        return code[:2] in {"08", "53", "57", "40"}  # connection, resources, shutdown, serialization
-    return False
+    # asyncpg's connection-level errors surface wrapped in DBAPIError with these SQLSTATE classes, or
+    # unwrapped when they happen while the pool connects (e.g. 57P03 "the database system is shutting down")
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or ""
+    return isinstance(code, str) and code[:2] in {"08", "53", "57", "40"}
 
 
 @dataclass
@@ -117,6 +120,7 @@ class EventConsumer:
         engine: AsyncEngine,
         handler: Handler,
         batch_handler: BatchHandler | None = None,
+        handles: Collection[type[CaseEvent]] | None = None,
         batch_size: int = 500,
         fault_exit_after_db_commit: int = 0,
         after_commit: Callable[[], None] | None = None,
@@ -127,6 +131,7 @@ class EventConsumer:
         self._engine = engine
         self._handler = handler
         self._batch_handler = batch_handler
+        self._ignored = ignored_type_names(handles)
         self._batch_size = batch_size
         self._fault_exit_after = fault_exit_after_db_commit
         self._after_commit = after_commit
@@ -175,7 +180,9 @@ class EventConsumer:
             LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
     async def _process_partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        decoded = [_decode(record) for record in records]
+        decoded = [
+            None if _header(record, "ce_type") in self._ignored else _decode(record) for record in records
+        ]
         try:
             outcomes = await self._apply(tp, records, decoded, careful=False)
         except _RetryCarefully:
@@ -194,17 +201,19 @@ class EventConsumer:
         self,
         tp: TopicPartition,
         records: list[ConsumerRecord],
-        decoded: list[Envelope | ContractError],
+        decoded: list[Envelope | ContractError | None],
         *,
         careful: bool,
     ) -> list[str]:
         """One transaction over the batch; returns each record's outcome."""
         dead_letters: list[tuple[ConsumerRecord, str, str]] = []
-        outcomes = ["duplicate"] * len(records)
+        outcomes = ["ignored" if item is None else "duplicate" for item in decoded]
         async with self._engine.begin() as conn:
             claimed = await self._claim(conn, tp, records, decoded)
             todo: list[tuple[int, Delivery]] = []
             for index, (record, item) in enumerate(zip(records, decoded, strict=True)):
+                if item is None:
+                    continue  # a type this consumer does not handle: no effect, so no inbox row
                 event_id = _event_id(record, item)
                 if event_id not in claimed:
                     continue  # already in the inbox: a redelivery (or a repeat inside this batch)
@@ -305,18 +314,23 @@ class EventConsumer:
         conn: AsyncConnection,
         tp: TopicPartition,
         records: list[ConsumerRecord],
-        decoded: list[Envelope | ContractError],
+        decoded: list[Envelope | ContractError | None],
     ) -> set[str]:
         """Insert the batch's inbox rows in one statement; return the ids that were not there yet."""
+        taken = [(r, d) for r, d in zip(records, decoded, strict=True) if d is not None]
+        if not taken:
+            return set()
         result = await conn.execute(
             _CLAIM,
             {
                 "consumer": self.name,
                 "topic": tp.topic,
                 "partition": tp.partition,
-                "event_ids": [_event_id(r, d) for r, d in zip(records, decoded, strict=True)],
-                "offsets": [r.offset for r in records],
-                "outcomes": ["dead-lettered" if isinstance(d, ContractError) else "applied" for d in decoded],
+                "event_ids": [_event_id(r, d) for r, d in taken],
+                "offsets": [r.offset for r, _ in taken],
+                "outcomes": [
+                    "dead-lettered" if isinstance(d, ContractError) else "applied" for _, d in taken
+                ],
             },
         )
         return set(result.scalars())
@@ -376,6 +390,22 @@ _TRACK = precompiled(
     ),
     ["consumer", "topic", "partition", "offset"],
 )
+
+
+def ignored_type_names(handles: Collection[type[CaseEvent]] | None) -> frozenset[str]:
+    """The CloudEvents types (every known version) whose events a consumer handling only ``handles``
+    can skip without decoding them. None handles everything. An unknown type is never in the set, so
+    it is still decoded and dead-lettered."""
+    if handles is None:
+        return frozenset()
+    ignored = set()
+    for name in {*EVENT_TYPES, *UPCASTERS}:
+        current = name
+        while current in UPCASTERS:
+            current = UPCASTERS[current][0]
+        if EVENT_TYPES.get(current) not in handles:
+            ignored.add(name)
+    return frozenset(ignored)
 
 
 def _decode(record: ConsumerRecord) -> Envelope | ContractError:

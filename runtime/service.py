@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.events import CaseEvent
 from runtime import kafka, migrations
 from runtime.consumer import BatchHandler, EventConsumer, Handler
 from runtime.db import create_engine
 from runtime.http_metrics import HttpMetricsMiddleware
 from runtime.logging import configure_logging
+from runtime.nul_guard import RejectNulCharacters
 from runtime.outbox import OutboxRelay
 from runtime.problems import install_problem_handlers
 from runtime.settings import ServiceSettings
@@ -47,6 +49,7 @@ class ConsumerSpec:
     topics: Sequence[str]
     handler: Handler
     batch_handler: BatchHandler | None = None
+    handles: Collection[type[CaseEvent]] | None = None  # None: every event type
 
 
 @dataclass
@@ -135,6 +138,7 @@ def create_app(
                 engine=runtime.engine,
                 handler=spec.handler,
                 batch_handler=spec.batch_handler,
+                handles=spec.handles,
                 batch_size=settings.consumer_batch_size,
                 fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
                 after_commit=runtime.wake_relay,
@@ -162,6 +166,7 @@ def create_app(
             log.info("service.stopped")
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RejectNulCharacters)
     app.add_middleware(ForwardedPrefixMiddleware)
     app.add_middleware(HttpMetricsMiddleware)
     install_problem_handlers(app)

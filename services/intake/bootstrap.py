@@ -30,7 +30,14 @@ def build_app(settings: IntakeSettings | None = None, runtime: ServiceRuntime | 
             "(Open311 GeoReport v2 under /open311/v2/)."
         ),
         routers=[api.router, open311_api.router],
-        consumers=[ConsumerSpec(settings.consumer_group, [settings.case_events_topic], consumer.handle)],
+        consumers=[
+            ConsumerSpec(
+                settings.consumer_group,
+                [settings.case_events_topic],
+                consumer.handle,
+                handles=consumer.HANDLES,
+            )
+        ],
     )
     app.state.intake = Intake.build(runtime.engine, settings, runtime.source)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)

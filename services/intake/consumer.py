@@ -25,6 +25,20 @@ from services.intake.tables import appeals
 SOURCE = "/gridline/intake"
 
 
+# The event types ``handle`` acts on; the consumer loop passes over the others without decoding them.
+HANDLES = (
+    CaseClosed,
+    AppealWithdrawn,
+    CaseReopened,
+    CaseAssigned,
+    CaseTransferred,
+    AssignmentAccepted,
+    CaseSentToTriage,
+    ReplySubmitted,
+    DuplicateLinked,
+)
+
+
 async def handle(conn: AsyncConnection, delivery: Delivery) -> None:
     """Apply one case event to intake's appeal row (the consumer loop records it in the inbox)."""
     event = delivery.envelope.event

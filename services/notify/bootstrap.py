@@ -123,7 +123,12 @@ def build_app(settings: NotifySettings | None = None) -> FastAPI:
         description="Tells departments, grid members, supervisors and citizens what happened.",
         routers=[api.router],
         consumers=[
-            ConsumerSpec(settings.consumer_group, [settings.case_events_topic], consumer.handler(notifier))
+            ConsumerSpec(
+                settings.consumer_group,
+                [settings.case_events_topic],
+                consumer.handler(notifier),
+                handles=consumer.HANDLES,
+            )
         ],
         extra_topics=lambda: {settings.notify_delivery_dlq_topic: 1},
         background=[deliver],

@@ -6,8 +6,12 @@ messages (services.notify.handlers), so this consumer never waits on an endpoint
 
 from __future__ import annotations
 
+from contracts.events import EVENT_CLASSES
 from runtime.consumer import Handler
 from services.notify.handlers import Notifier
+
+# Every case event but notify's own (NotificationSent/Failed): the case facts fold in all the others.
+HANDLES = tuple(cls for cls in EVENT_CLASSES if cls.producer != "notify")
 
 
 def handler(notifier: Notifier) -> Handler:

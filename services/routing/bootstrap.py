@@ -41,7 +41,12 @@ def build_app(settings: RoutingSettings | None = None) -> FastAPI:
         ),
         routers=[api.actions, api.queries],
         consumers=[
-            ConsumerSpec(settings.consumer_group, [settings.case_events_topic], consumer.handler(ctx))
+            ConsumerSpec(
+                settings.consumer_group,
+                [settings.case_events_topic],
+                consumer.handler(ctx),
+                handles=consumer.HANDLES,
+            )
         ],
         extra_topics=dispatch_topics,
     )

@@ -26,7 +26,12 @@ def build_app(settings: SlaSettings | None = None) -> FastAPI:
         description="Sets deadlines on the Chinese working calendar, warns and escalates.",
         routers=[api.router],
         consumers=[
-            ConsumerSpec(settings.consumer_group, [settings.case_events_topic], consumer.make_handler(ctx))
+            ConsumerSpec(
+                settings.consumer_group,
+                [settings.case_events_topic],
+                consumer.make_handler(ctx),
+                handles=consumer.HANDLES,
+            )
         ],
         background=[runner.run],
     )

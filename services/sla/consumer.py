@@ -16,6 +16,23 @@ STAGE = DeadlineStage
 ALL_STAGES = tuple(DeadlineStage)
 
 
+# The event types ``apply`` acts on; the consumer loop passes over the others without decoding them.
+HANDLES = (
+    intake.CaseReceived,
+    routing.CaseAssigned,
+    routing.CaseSentToTriage,
+    routing.AssignmentAccepted,
+    routing.AssignmentReturned,
+    routing.CaseTransferred,
+    routing.ReplySubmitted,
+    routing.ExtensionDecided,
+    intake.FeedbackReceived,
+    intake.CaseReopened,
+    intake.CaseClosed,
+    intake.AppealWithdrawn,
+)
+
+
 def make_handler(ctx: SlaContext) -> Handler:
     """The consumer handler bound to sla's context (policy table, calendar, clock)."""
 
