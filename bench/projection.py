@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.projection --cases 20000 --kafka H:P --postgres-url postgresql://u@h:p
 
 Synthetic cases (about six events each: received, assigned, deadline, accepted, reply or a card, ...) are
-published to a fresh topic; then (1) the live consumer loop with projection's handler folds them one event
-per savepoint, as the service does (timed on the first ``--live-events`` only, since it is the slow path),
+published to a fresh topic; then (1) the live consumer loop with projection's handlers folds them a
+consumed batch at a time, as the service does (timed on the first ``--live-events`` only),
 (2) a rebuild folds all of them from offset 0 and swaps, (3) GET /v1/cases with two filters and
 GET /v1/cases/{id} are timed in-process (ASGI, no network) on the rebuilt read models.
 """
@@ -35,7 +35,7 @@ from runtime.service import ServiceRuntime
 from services.projection.api import ROUTERS
 from services.projection.bootstrap import MIGRATIONS
 from services.projection.config import ProjectionSettings
-from services.projection.projector import project
+from services.projection.projector import project, project_batch
 from services.projection.rebuild import rebuild
 from tests import factories as f
 
@@ -95,7 +95,7 @@ async def run_live(settings: ProjectionSettings, engine, limit: int) -> float:
     producer = kafka.create_producer(settings.kafka_bootstrap_servers, "bench-dlq")
     await producer.start()
     consumer = EventConsumer(name=settings.consumer_group, consumer=client, producer=producer, engine=engine,
-                             handler=project, batch_size=500)  # fmt: skip
+                             handler=project, batch_handler=project_batch, batch_size=500)  # fmt: skip
     stop = asyncio.Event()
     started = time.monotonic()
     task = asyncio.create_task(consumer.run(stop))
