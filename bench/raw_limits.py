@@ -3,9 +3,12 @@
 - aiokafka produce msg/s (acks=all, idempotent, the outbox relay's settings) and consume msg/s
 - asyncpg rows/s into a projection-shaped table: executemany INSERT and COPY
 - bare FastAPI/uvicorn JSON POST requests/s (one worker, as each service runs)
+- the pipeline Gridline's consumers are: produce (acks=all, idempotent) → consume → asyncpg executemany of
+  each fetched batch → offset commit, concurrently, in events/s end to end
 
 Every Gridline figure in the other benchmarks is meant to be read as a ratio to these. Starts its own
-Kafka and PostgreSQL on ports 37092/37093/37432 (fresh data) and writes bench/results/raw_limits.json.
+Kafka and PostgreSQL on ports 37092/37093/37432 (fresh data) and writes bench/results/raw_limits.json;
+``measure()`` runs the same against servers someone else started (bench/e2e.py, in the same run).
 """
 
 from __future__ import annotations
@@ -122,6 +125,56 @@ async def postgres_limits(dsn: str) -> dict:
     }
 
 
+async def pipeline_limit(bootstrap: str, dsn: str) -> dict:
+    """Events/s through produce → consume → executemany (one transaction per fetched batch) → commit."""
+    topic = "bench.pipeline"
+    await kafka.ensure_topics(bootstrap, {topic: 6})
+    message = sample_message(topic)
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS bench_pipeline (event_id text PRIMARY KEY, case_id text, "
+        "log_partition int, log_offset bigint, data jsonb)"
+    )
+    consumer = kafka.create_consumer(bootstrap, "bench-pipeline", topic)
+    await consumer.start()
+    producer = kafka.create_producer(bootstrap, "bench-pipeline")
+    await producer.start()
+
+    async def produce() -> None:
+        futures = []
+        for i in range(N_KAFKA):
+            futures.append(
+                await producer.send(
+                    topic, message.value, key=f"C{i % 5000}".encode(), headers=message.headers
+                )
+            )
+            if len(futures) >= 2000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+
+    async def consume() -> None:
+        written = 0
+        while written < N_KAFKA:
+            for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=500)).items():
+                rows = [(f"{tp.partition}:{r.offset}", r.key.decode(), tp.partition, r.offset,
+                         r.value.decode()) for r in records]  # fmt: skip
+                async with conn.transaction():
+                    await conn.executemany("INSERT INTO bench_pipeline VALUES ($1,$2,$3,$4,$5::jsonb)", rows)
+                await consumer.commit({tp: records[-1].offset + 1})
+                written += len(rows)
+
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(produce(), consume())
+        elapsed = time.perf_counter() - start
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await conn.close()
+    return {"pipeline_produce_consume_write_events_per_s": round(N_KAFKA / elapsed)}
+
+
 BARE_APP = """
 from fastapi import FastAPI
 app = FastAPI()
@@ -131,16 +184,16 @@ async def echo(body: dict) -> dict:
 """
 
 
-def http_limit(port: int = 37501) -> dict:
-    (WORK / "bare_app.py").write_text(BARE_APP)
+def http_limit(port: int = 37501, work: Path = WORK) -> dict:
+    (work / "bare_app.py").write_text(BARE_APP)
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--log-level", "warning"],
-        cwd=WORK,
+        cwd=work,
     )
     try:
         result = asyncio.run(_post_load(port))
         result["fastapi_json_post_per_s_wrk"] = wrk_post_rate(
-            f"http://127.0.0.1:{port}/echo", hotline_order(1)
+            f"http://127.0.0.1:{port}/echo", hotline_order(1), work=work
         )
         return result
     finally:
@@ -148,7 +201,9 @@ def http_limit(port: int = 37501) -> dict:
         server.wait(10)
 
 
-def wrk_post_rate(url: str, body: dict, seconds: int = 8, connections: int = 32) -> float | None:
+def wrk_post_rate(
+    url: str, body: dict, seconds: int = 8, connections: int = 32, work: Path = WORK
+) -> float | None:
     """Requests/s of a JSON POST measured by wrk (a C load generator: the client is not the limit).
 
     httpx in one Python process tops out far below what uvicorn serves, so the Python figure is the
@@ -156,7 +211,7 @@ def wrk_post_rate(url: str, body: dict, seconds: int = 8, connections: int = 32)
     wrk = shutil.which("wrk") or (infra.apt_install("wrk") or shutil.which("wrk"))
     if not wrk:
         return None
-    script = WORK / "post.lua"
+    script = work / "post.lua"
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {json.dumps(json.dumps(body, ensure_ascii=False))}\n"
@@ -191,6 +246,16 @@ async def _post_load(port: int) -> dict:
     return {"fastapi_json_post_per_s_httpx_client": round(N_HTTP / elapsed)}
 
 
+def measure(kafka_bootstrap: str, postgres_dsn: str, http_port: int = 37501, work: Path = WORK) -> dict:
+    """Every raw limit against running servers (``postgres_dsn`` names an existing, scratch database)."""
+    work.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(kafka_limits(kafka_bootstrap))
+    results |= asyncio.run(postgres_limits(postgres_dsn))
+    results |= asyncio.run(pipeline_limit(kafka_bootstrap, postgres_dsn))
+    results |= http_limit(http_port, work)
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     broker = infra.start_kafka(WORK / "kafka", 37092, 37093, fresh=True)
@@ -198,9 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         postgres.create_databases(["bench"])
         results = {"cores": os.cpu_count(), "kafka": broker.version, "postgres": postgres.version}
-        results |= asyncio.run(kafka_limits(broker.bootstrap_servers))
-        results |= asyncio.run(postgres_limits(postgres.dsn("bench")))
-        results |= http_limit()
+        results |= measure(broker.bootstrap_servers, postgres.dsn("bench"))
     finally:
         broker.stop()
         postgres.stop()

@@ -1,8 +1,10 @@
 """``make run``: the whole system on this machine, supervised by honcho.
 
 Kafka, PostgreSQL, the nginx gateway and the five services run as honcho processes from a generated
-Procfile; a ``demo`` process waits for the gateway, seeds sample cases, prints the URLs, then keeps a
-gentle trickle of new cases flowing so the system looks alive. Ctrl-C stops everything.
+Procfile; a ``demo`` process waits for the gateway, seeds 20 appeals from the workload generator
+(devtools.workload: hotline, grid members and Open311), prints the URLs, then keeps a gentle trickle of new
+appeals flowing and carries out their follow-ups (签收, 退单, 延期, 答复, 回访) so the system looks alive.
+Ctrl-C stops everything.
 
 Sub-commands used inside the Procfile: ``service NAME`` (wait for infrastructure, create the service's
 database, then become the service) and ``demo``.
@@ -11,10 +13,12 @@ database, then become the service) and ``demo``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -93,21 +97,48 @@ def run_service(name: str) -> None:
 
 
 def run_demo() -> None:
-    """Seed sample cases through the gateway, print where to look, then trickle new cases."""
-    from devtools import sample
-
+    """Seed a morning's worth of appeals through the gateway, print where to look, then keep them coming."""
     gateway = f"http://127.0.0.1:{_env_int('GRIDLINE_GATEWAY_PORT', GATEWAY_PORT)}"
     for name, port in SERVICES.items():
         _wait_http(f"http://127.0.0.1:{port}/readyz", 240, name)
     _wait_http(f"{gateway}/", 30, "gateway")
-    with httpx.Client(base_url=gateway, timeout=10) as client:
-        case_ids = [sample.post_hotline_case(client, i) for i in range(20)]
+    asyncio.run(_demo(gateway))
+
+
+async def _demo(gateway: str) -> None:
+    """Realistic appeals from all three feeds (devtools.workload), and their follow-ups carried out:
+    departments with a development key accept, return, ask for extensions and reply; citizens rate.
+    One simulated hour of a case's life takes ``GRIDLINE_DEMO_SECONDS_PER_HOUR`` seconds (default 5)."""
+    from devtools.workload import CST, Workload
+    from devtools.workload.followups import FollowUpDriver, RoutingPoller, submit
+
+    interval = _env_int("GRIDLINE_DEMO_INTERVAL_S", 30)
+    stream = iter(Workload(seed=2026, start=datetime.now(CST), run=f"demo{int(time.time())}"))
+    following: set[asyncio.Task] = set()
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        driver = FollowUpDriver(
+            routing=client,
+            intake=client,
+            assignments=RoutingPoller(client, interval_s=2.0),
+            seconds_per_hour=float(os.environ.get("GRIDLINE_DEMO_SECONDS_PER_HOUR", "5")),
+            max_delay_s=300,
+            assignment_timeout_s=900,  # a backlog left in .local/run from an earlier run delays routing
+        )
+
+        async def one() -> str | None:
+            submission = next(stream).restamped(datetime.now(CST))
+            case_id = await submit(client, submission)
+            if case_id and submission.plan:
+                task = asyncio.create_task(driver.carry_out(case_id, submission.source, submission.plan))
+                following.add(task)
+                task.add_done_callback(following.discard)
+            return case_id
+
+        case_ids = [case_id for _ in range(20) if (case_id := await one())]
         print_banner(gateway, case_ids)
-        i = 20
         while True:
-            time.sleep(_env_int("GRIDLINE_DEMO_INTERVAL_S", 30))
-            sample.post_hotline_case(client, i)
-            i += 1
+            await asyncio.sleep(interval)
+            await one()
 
 
 def print_banner(gateway: str, case_ids: list[str]) -> None:
@@ -134,7 +165,7 @@ def print_banner(gateway: str, case_ids: list[str]) -> None:
         f"  a case's trace     python -m devtools.trace {case_ids[-1]}" if tracing_on() else "",
         "  mail, SMS, grid-app webhooks are printed by the `sinks` process below",
         f"  postgresql         {POSTGRES_URL}",
-        f"  seeded {len(case_ids)} sample cases; Ctrl-C stops everything.",
+        f"  seeded {len(case_ids)} appeals (devtools.workload); more keep coming; Ctrl-C stops everything.",
         "",
     ]
     print("\n".join(lines), flush=True)

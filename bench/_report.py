@@ -1,0 +1,206 @@
+"""bench/e2e.py's report: ratios to the raw limits, the issue's goals, a Markdown table and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Raw limits a case's path through Gridline depends on (HTTP in, Kafka out and in, PostgreSQL writes).
+CASE_LIMITS = (
+    "fastapi_json_post_per_s_wrk",
+    "kafka_produce_msgs_per_s",
+    "kafka_consume_msgs_per_s",
+    "pg_executemany_rows_per_s",
+    "pipeline_produce_consume_write_events_per_s",
+)
+EVENT_LIMITS = (
+    "kafka_consume_msgs_per_s",
+    "pg_executemany_rows_per_s",
+    "pipeline_produce_consume_write_events_per_s",
+)
+GOAL_CASES_PER_S, GOAL_P99_MS, GOAL_P99_AT, GOAL_PIPELINE_SHARE = 1000, 500, 300, 0.5
+CEILING = "cases_per_s_if_all_cores_were_gridlines"
+
+
+def _smallest(raw: dict, names) -> tuple[str, float]:
+    found = {n: raw[n] for n in names if raw.get(n)}
+    name = min(found, key=found.__getitem__)
+    return name, found[name]
+
+
+def ratios(results: dict) -> dict:
+    """Each Gridline figure divided by the smallest relevant raw limit, and where the goals stand."""
+    raw = results["raw_limits"]
+    http = raw.get("fastapi_json_post_per_s_wrk") or raw.get("fastapi_json_post_per_s_httpx_client")
+    case_name, case_limit = _smallest(raw, CASE_LIMITS)
+    event_name, event_limit = _smallest(raw, EVENT_LIMITS)
+    pipeline = raw.get("pipeline_produce_consume_write_events_per_s")
+    out: dict = {
+        "smallest_case_limit": {case_name: case_limit},
+        "smallest_event_limit": {event_name: event_limit},
+        "steps": [],
+    }
+    for step in results.get("steps", []):
+        out["steps"].append(
+            {
+                "offered_per_s": step["offered_per_s"],
+                "accepted_per_s_vs_http_post": round(step["accepted_per_s"] / http, 4),
+                "projected_per_s_vs_smallest": round(step["projected_per_s"] / case_limit, 4),
+                "events_per_s_vs_smallest": {
+                    k: round(v / event_limit, 4) for k, v in step["events_consumed_per_s"].items()
+                },
+            }
+        )
+    steps = results.get("steps", [])
+    best = max((s["projected_per_s"] for s in steps), default=0.0)
+    replay = results.get("replay") or {}
+    if replay.get("end_to_end_cases_per_s"):
+        out["replay_end_to_end_vs_smallest"] = round(replay["end_to_end_cases_per_s"] / case_limit, 4)
+        best = max(best, replay["end_to_end_cases_per_s"])
+    at_goal_rate = next((s for s in steps if s["offered_per_s"] == GOAL_P99_AT), None)
+    p99 = (at_goal_rate or {}).get("latency_ms", {}).get("accept_to_visible") or {}
+    projection_events = max((s["events_consumed_per_s"].get("projection", 0) for s in steps), default=0)
+    out["goals"] = {
+        f"sustained end-to-end cases/s (goal ≥ {GOAL_CASES_PER_S})": best,
+        f"p99 accept→visible at {GOAL_P99_AT}/s in ms (goal ≤ {GOAL_P99_MS})": p99.get("p99")
+        if at_goal_rate and not at_goal_rate["saturated"]
+        else f"not measured: stepping saturated below {GOAL_P99_AT}/s",
+        "end-to-end cases/s ÷ raw pipeline events/s (goal ≥ 0.5)": round(best / pipeline, 4)
+        if pipeline
+        else None,
+        "projection events/s ÷ raw pipeline events/s": round(projection_events / pipeline, 4)
+        if pipeline
+        else None,
+    }
+    return out
+
+
+def _q(value: dict | None, key: str) -> str:
+    return f"{value[key]:,.0f}" if value else "–"
+
+
+def _per_case(ms: dict) -> str:
+    parts = ", ".join(f"{k} {v:g}" for k, v in ms.items() if k not in {"total", CEILING})
+    return f"{parts}; total {ms.get('total')} ms → at most {ms.get(CEILING)} cases/s on these cores"
+
+
+def write_markdown(results: dict, path: Path) -> str:
+    """The short table (also printed), with cores and versions."""
+    v = results["versions"]
+    lines = [
+        "# Gridline end to end (bench/e2e.py)",
+        "",
+        f"{results['started_at']} · **{results['cores']} cores** · Python {v['python']} · "
+        f"Kafka {v['kafka']} · PostgreSQL {v['postgresql']} · aiokafka {v['aiokafka']} · "
+        f"asyncpg {v['asyncpg']} · "
+        f"FastAPI {v['fastapi']} · uvicorn {v['uvicorn']} · load average at start "
+        f"{results['loadavg_1_5_15_at_start']} (a shared machine: timings are noisy)",
+        "",
+        "Latencies in ms from the client's 2xx. visible = projection's committed offset passed the case "
+        "(every case, 100 ms polls); sample = GET /v1/cases/{id} polled every 200 ms for a few cases.",
+        "",
+        "| offered/s | accepted/s | projected/s | visible p50 | p95 | p99 | sample p50 | sample p99 | "
+        "dispatch p50 | p95 | p99 | HTTP p99 | saturated |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for s in results.get("steps", []):
+        lat = s["latency_ms"]
+        vis, smp, dsp = (
+            lat["accept_to_visible"],
+            lat["accept_to_visible_http_sample"],
+            lat["accept_to_dispatch"],
+        )
+        lines.append(
+            f"| {s['offered_per_s']:g} | {s['accepted_per_s']} | {s['projected_per_s']} | {_q(vis, 'p50')} | "
+            f"{_q(vis, 'p95')} | {_q(vis, 'p99')} | {_q(smp, 'p50')} | {_q(smp, 'p99')} | {_q(dsp, 'p50')} | "
+            f"{_q(dsp, 'p95')} | {_q(dsp, 'p99')} | {_q(lat['http_response'], 'p99')} | "
+            f"{'yes' if s['saturated'] else 'no'} |"
+        )
+    steps = results.get("steps", [])
+    if steps:
+        names = list(steps[0]["cpu_seconds"])
+        lines += ["", "CPU seconds per step (peak memory MB) and events consumed/s:", ""]
+        lines.append(
+            "| offered/s | " + " | ".join(names) + " | events/s (intake, routing, sla, notify, projection) |"
+        )
+        lines.append("|---:|" + "---:|" * len(names) + "---|")
+        for s in steps:
+            cells = [f"{s['cpu_seconds'][n]:.1f} ({s['peak_memory_mb'].get(n, 0)})" for n in names]
+            events = ", ".join(f"{s['events_consumed_per_s'].get(n, 0):g}" for n in
+                               ("intake", "routing", "sla", "notify", "projection"))  # fmt: skip
+            lines.append(f"| {s['offered_per_s']:g} | " + " | ".join(cells) + f" | {events} |")
+    if steps:
+        lines += ["", "CPU ms per accepted case (steps include their follow-ups):", ""]
+        for s in steps:
+            lines.append(f"- at {s['offered_per_s']:g}/s: {_per_case(s.get('cpu_ms_per_case', {}))}")
+        if replay_cpu := (results.get("replay") or {}).get("cpu_ms_per_case"):
+            lines.append(f"- replay (new appeals only): {_per_case(replay_cpu)}")
+    if replay := results.get("replay"):
+        lines += [
+            "",
+            f"Replay: {replay['cases']:,} cases posted over {replay['concurrency']} connections: accepted "
+            f"{replay['accepted_per_s']}/s; all projected after "
+            f"{replay['wall_seconds_until_all_projected']} s "
+            f"= {replay['end_to_end_cases_per_s']} cases/s end to end "
+            f"(a Zhangqiu year of 600,000 at this rate: {replay['zhangqiu_year_at_this_rate_hours']} h).",
+        ]
+    if raw := results.get("raw_limits"):
+        lines += ["", "Raw limits, same Kafka and PostgreSQL, same run:", ""]
+        lines += [
+            f"- {k}: {value:,}" if isinstance(value, int | float) else f"- {k}: {value}"
+            for k, value in raw.items()
+        ]
+    if r := results.get("ratios"):
+        lines += ["", f"Smallest raw limit for a case: {r['smallest_case_limit']}; for an event: "
+                  f"{r['smallest_event_limit']}.", ""]  # fmt: skip
+        for s in r["steps"]:
+            lines.append(
+                f"- at {s['offered_per_s']:g}/s: accepted/HTTP-POST limit "
+                f"{s['accepted_per_s_vs_http_post']:.2%}, "
+                f"projected/smallest {s['projected_per_s_vs_smallest']:.2%}, events/s per service ÷ smallest "
+                + ", ".join(f"{k} {x:.2%}" for k, x in s["events_per_s_vs_smallest"].items())
+            )
+        if "replay_end_to_end_vs_smallest" in r:
+            lines.append(f"- replay end to end ÷ smallest: {r['replay_end_to_end_vs_smallest']:.2%}")
+        lines += ["", "Goals of issue 10:", ""]
+        lines += [f"- {k}: {value}" for k, value in r["goals"].items()]
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def plot(results: dict, path: Path) -> None:
+    """Latency against offered load (left) and throughput against offered load (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = results.get("steps", [])
+    if not steps:
+        return
+    offered = [s["offered_per_s"] for s in steps]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for name, label, style in (("accept_to_visible", "accept→visible", "-"),
+                               ("accept_to_dispatch", "accept→dispatch", "--")):  # fmt: skip
+        for q, marker in (("p50", "o"), ("p95", "s"), ("p99", "^")):
+            ys = [(s["latency_ms"][name] or {}).get(q) for s in steps]
+            points = [(x, y) for x, y in zip(offered, ys, strict=True) if y is not None]
+            if points:
+                left.plot(*zip(*points, strict=True), style, marker=marker, label=f"{label} {q}")
+    left.axhline(GOAL_P99_MS, color="grey", linewidth=0.8, linestyle=":", label=f"goal p99 {GOAL_P99_MS} ms")
+    left.set(xlabel="offered cases/s", ylabel="latency (ms, log)", yscale="log", title="Latency")
+    left.legend(fontsize=7)
+    right.plot(offered, [s["accepted_per_s"] for s in steps], "o-", label="accepted/s")
+    right.plot(offered, [s["projected_per_s"] for s in steps], "s-", label="projected/s")
+    right.plot(offered, offered, ":", color="grey", label="offered")
+    right.set(xlabel="offered cases/s", ylabel="cases/s", title="Throughput")
+    right.legend(fontsize=7)
+    v = results["versions"]
+    fig.suptitle(
+        f"Gridline end to end · {results['cores']} cores · Kafka {v['kafka']} · "
+        f"PostgreSQL {v['postgresql']} · Python {v['python']} · {results['started_at']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,223 @@
+"""What bench/e2e.py watches while it offers load: the case log, dispatch topics, the projection's
+progress, an HTTP sample of GET /v1/cases/{id}, process CPU and memory, and the services' /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench._http import ConnectionLost, HttpPool
+
+RECEIVED_TYPE = b"gridline.case.received.v1"
+
+
+def _reader(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+
+
+class CaseLog:
+    """Where each CaseReceived sits on the case-events topic: case id → (partition, offset, publish time)."""
+
+    def __init__(self, bootstrap: str, topic: str, on_received: Callable[[str, int, int], None]) -> None:
+        self.consumer = _reader(bootstrap, topic)
+        self.published: dict[str, float] = {}
+        self.on_received = on_received
+        self.records = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                for records in (await self.consumer.getmany(timeout_ms=100, max_records=5000)).values():
+                    self.records += len(records)
+                    for r in records:
+                        if dict(r.headers or ()).get("ce_type") == RECEIVED_TYPE and r.key:
+                            case_id = r.key.decode()
+                            if case_id not in self.published:
+                                self.published[case_id] = r.timestamp / 1000
+                                self.on_received(case_id, r.partition, r.offset)
+        finally:
+            await self.consumer.stop()
+
+
+class DispatchLog:
+    """First ``assigned`` work item per case on the department topics (record time = routing's publish)."""
+
+    def __init__(
+        self, bootstrap: str, topics: list[str], offer: Callable[[dict], None] | None = None
+    ) -> None:
+        self.consumer = _reader(bootstrap, *topics)
+        self.arrived: dict[str, float] = {}
+        self.offer = offer
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                for records in (await self.consumer.getmany(timeout_ms=100, max_records=2000)).values():
+                    for r in records:
+                        item = orjson.loads(r.value)
+                        if item.get("action") == "assigned":
+                            self.arrived.setdefault(item["case_id"], r.timestamp / 1000)
+                        if self.offer is not None:
+                            self.offer(item)
+        finally:
+            await self.consumer.stop()
+
+
+class ProjectionProgress:
+    """Marks a case visible when the projection's committed offset passes its CaseReceived.
+
+    The projection commits a partition's Kafka offset right after the database transaction that made the
+    batch queryable (docs/architecture.md, "Read side"), so the first poll that sees the offset past a
+    record is an upper bound of when GET /v1/cases/{id} started answering 200 — late by at most one poll
+    interval plus the offset commit's round trip. One admin request per poll, whatever the load.
+    """
+
+    def __init__(self, bootstrap: str, group: str, interval_s: float = 0.1) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        self.group, self.interval_s = group, interval_s
+        self.pending: dict[int, list[tuple[int, str]]] = defaultdict(list)  # partition → heap of (offset, id)
+        self.committed: dict[int, int] = {}
+        self.visible: dict[str, float] = {}
+
+    def add(self, case_id: str, partition: int, offset: int) -> None:
+        heapq.heappush(self.pending[partition], (offset, case_id))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.admin.start()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(Exception):  # group not yet known, a broker hiccup: poll again
+                    offsets = await self.admin.list_consumer_group_offsets(self.group)
+                    now = time.time()
+                    for tp, meta in offsets.items():
+                        self.committed[tp.partition] = meta.offset
+                        heap = self.pending[tp.partition]
+                        while heap and heap[0][0] < meta.offset:
+                            self.visible.setdefault(heapq.heappop(heap)[1], now)
+                await asyncio.sleep(self.interval_s)
+        finally:
+            await self.admin.close()
+
+
+class VisibilityProbe:
+    """The HTTP cross-check: a sample of cases polled with GET /v1/cases/{id} until it answers 200."""
+
+    def __init__(self, pool: HttpPool, key: str, every_s: float = 0.2, max_in_flight: int = 8) -> None:
+        self.pool, self.key, self.every_s, self.max_in_flight = pool, key, every_s, max_in_flight
+        self.visible: dict[str, float] = {}
+        self.skipped = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    def probe(self, case_id: str, timeout_s: float = 120.0) -> None:
+        if len(self._tasks) >= self.max_in_flight:
+            self.skipped += 1
+            return
+        task = asyncio.create_task(self._until_visible(case_id, timeout_s))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _until_visible(self, case_id: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ConnectionLost):
+                response = await self.pool.get(f"/v1/cases/{case_id}", headers={"X-API-Key": self.key})
+                if response.status_code == 200:
+                    self.visible[case_id] = time.time()
+                    return
+            await asyncio.sleep(self.every_s)
+
+    async def drain(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class ProcessSampler:
+    """CPU seconds (with reaped children: PostgreSQL's backends) and peak RSS of named process trees."""
+
+    def __init__(self, pids: dict[str, int], interval_s: float = 1.0) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.interval_s = interval_s
+        self.peak_rss: dict[str, int] = defaultdict(int)
+        self.own_only: set[str] = set()  # processes counted without their children (the bench itself)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        result = {}
+        for name, proc in self.procs.items():
+            total = 0.0
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                if name in self.own_only:
+                    result[name] = t.user + t.system
+                    continue
+                total = t.user + t.system + t.children_user + t.children_system
+                for child in proc.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        c = child.cpu_times()
+                        total += c.user + c.system
+            result[name] = total
+        return result
+
+    def rss(self) -> dict[str, int]:
+        """Resident memory per tree; PostgreSQL's as PSS (its shared buffers count once, not per backend)."""
+        result = {}
+        for name, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                tree = [proc] if name in self.own_only else [proc, *proc.children(recursive=True)]
+                if name == "postgres":
+                    result[name] = sum(_pss(p) for p in tree)
+                else:
+                    result[name] = sum(_rss(p) for p in tree)
+        return result
+
+    def reset_peaks(self) -> None:
+        self.peak_rss.clear()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for name, value in self.rss().items():
+                self.peak_rss[name] = max(self.peak_rss[name], value)
+            await asyncio.sleep(self.interval_s)
+
+
+def _rss(proc: psutil.Process) -> int:
+    with contextlib.suppress(psutil.Error):
+        return proc.memory_info().rss
+    return 0
+
+
+def _pss(proc: psutil.Process) -> int:
+    with contextlib.suppress(psutil.Error):
+        return proc.memory_full_info().pss
+    return 0
+
+
+async def events_consumed(pools: dict[str, HttpPool]) -> dict[str, float]:
+    """Per service: gridline_events_consumed_total summed over consumers, types and outcomes."""
+    totals: dict[str, float] = {}
+    for service, pool in pools.items():
+        total = 0.0
+        with contextlib.suppress(ConnectionLost):
+            text = (await pool.get("/metrics")).content.decode()
+            for line in text.splitlines():
+                if line.startswith("gridline_events_consumed_total{"):
+                    total += float(line.rsplit(" ", 1)[1])
+        totals[service] = total
+    return totals

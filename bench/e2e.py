@@ -1,0 +1,448 @@
+"""End to end: the whole system on this machine under stepped offered load, a replay, and the raw limits.
+
+    .venv/bin/python -m bench e2e                           # the short default run (a few minutes)
+    .venv/bin/python -m bench.e2e --rates 25,50,100 --step-seconds 30
+    .venv/bin/python -m bench.e2e --replay 600000 --skip-steps   # a Zhangqiu year (hours at today's speed)
+
+Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 35092/35093 and
+35432, PostgreSQL with its durable defaults) and the five services as processes (devtools.system, their own
+settings except ports 35101–35105, intake's per-client rate limit lifted, notify pointed at this intake).
+No gateway: clients talk to each service's port. notify's mail, SMS and webhook endpoints are not running,
+so its deliveries fail and back off as they would during an outage of those systems.
+
+1. Raw limits first (bench/raw_limits.measure on the same Kafka and PostgreSQL, before the services start).
+2. Stepped load: for each offered rate (cases/s), ``--step-seconds`` of devtools.workload submissions
+   (hotline, grid, Open311; restamped to the wall clock) posted open loop — each at its scheduled time,
+   over a pool of keep-alive connections (bench/_http.py), so a slow server does not slow the offer — then
+   up to ``--drain-seconds`` for the step's cases to be projected. Follow-ups (签收, 退单, 延期, 答复, 回访)
+   run for department-assigned cases whose department has a development key, with their delays compressed
+   (1 simulated hour = 0.5 s, at most 5 s per step); they overlap the next step. Stepping stops at the
+   first saturated step: accepted < 90 % of offered (counted from the first send to the later of the offer's
+   end and the last 2xx), or projected < 90 % of offered (counted from the step's first visible case to its
+   last), or not every accepted case projected within the drain.
+3. Replay: ``--replay`` cases posted as fast as intake takes them (``--replay-concurrency`` connections,
+   no follow-ups); wall time until the last one is projected.
+
+How latencies are measured (all from the client's wall clock at the 2xx answer of the POST):
+- accept → visible: the projection commits a partition's Kafka offset right after the transaction that
+  made the batch queryable, so a case is visible once its consumer group's committed offset passes the
+  case's CaseReceived record. A plain aiokafka reader of the case log learns each CaseReceived's partition
+  and offset; one admin request every 100 ms (list_consumer_group_offsets) marks every case behind the
+  committed offsets visible. That costs the same at any load and is an upper bound, late by at most the
+  poll interval. Cross-check: a sample of cases (``--probe-per-s``, at most 8 in flight) is polled with
+  GET /v1/cases/{id} every 200 ms until it answers 200; both are reported.
+- accept → dispatch: the CreateTime of the case's first ``assigned`` work item on gridline.dispatch.<dept>
+  (set by routing's relay when it publishes), read by a plain aiokafka consumer. Cases routed to a grid or
+  to triage, and duplicates, get no dispatch item.
+- accept → case log: the CreateTime of the CaseReceived record (intake's outbox relay).
+- HTTP: from the scheduled send time to the answer (client queueing included).
+CPU seconds and peak memory come from psutil per process tree (PostgreSQL: postmaster + backends, memory as
+PSS); events/s from each service's /metrics (gridline_events_consumed_total). The bench's own process is
+reported too: it shares the two cores. CPU milliseconds per accepted case (all processes but the bench)
+give a ceiling that depends less on what else the shared machine runs: cores × 1000 / ms per case.
+
+Writes bench/results/e2e.json, e2e.md and e2e.png (latency against offered load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import time
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench import raw_limits
+from bench._http import ConnectionLost, HttpPool
+from bench._report import plot, ratios, write_markdown
+from bench._watch import (
+    CaseLog,
+    DispatchLog,
+    ProcessSampler,
+    ProjectionProgress,
+    VisibilityProbe,
+    events_consumed,
+)
+from devtools import infra
+from devtools.system import SERVICES, LocalSystem
+from devtools.workload import CST, Workload
+from devtools.workload.followups import DispatchFeed, FollowUpDriver
+from runtime.kafka import dispatch_topic
+from services.routing.refdata_files import department_codes
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / ".local" / "bench-e2e"
+RESULTS = REPO / "bench" / "results"
+KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT, RAW_HTTP_PORT = 35092, 35093, 35432, 35501
+SERVICE_PORT_OFFSET = 35101 - SERVICES["intake"]
+OPERATOR_KEY = "dev-operator-key"
+PROJECTION_GROUP = "gridline-projection"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.e2e", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--rates", default="2,5,10,25,50,100,200,300,500,750,1000", help="offered cases/s, in order"
+    )
+    parser.add_argument("--step-seconds", type=float, default=20.0)
+    parser.add_argument("--drain-seconds", type=float, default=30.0)
+    parser.add_argument("--replay", type=int, default=500, help="cases in the replay (0: none)")
+    parser.add_argument("--replay-concurrency", type=int, default=32)
+    parser.add_argument("--probe-per-s", type=float, default=2.0, help="HTTP-sampled cases per second")
+    parser.add_argument("--no-follow-ups", action="store_true", help="only new appeals in the steps")
+    parser.add_argument("--skip-raw", action="store_true", help="no raw limits (no ratios)")
+    parser.add_argument("--skip-steps", action="store_true", help="only the replay")
+    parser.add_argument("--seed", type=int, default=2026)
+    return parser.parse_args(argv)
+
+
+def quantiles(values: list[float]) -> dict[str, float] | None:
+    """p50/p95/p99/max in ms of latencies given in seconds (None if there are fewer than two)."""
+    if len(values) < 2:
+        return None
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "n": len(values),
+        "p50": round(cuts[49] * 1000, 1),
+        "p95": round(cuts[94] * 1000, 1),
+        "p99": round(cuts[98] * 1000, 1),
+        "max": round(max(values) * 1000, 1),
+    }
+
+
+def per_case(cpu_seconds: dict[str, float], cases: int) -> dict[str, float]:
+    """CPU milliseconds per accepted case, per process and in total (and the ceiling that implies)."""
+    if not cases:
+        return {}
+    ms = {k: round(v * 1000 / cases, 1) for k, v in cpu_seconds.items()}
+    ms["total"] = round(sum(cpu_seconds.values()) * 1000 / cases, 1)
+    gridline = sum(v for k, v in cpu_seconds.items() if k != "bench") * 1000 / cases
+    ms["cases_per_s_if_all_cores_were_gridlines"] = round((os.cpu_count() or 1) * 1000 / gridline, 1)
+    return ms
+
+
+class Bench:
+    """The load generator and its watchers, on one running system."""
+
+    def __init__(self, system: LocalSystem, args: argparse.Namespace, pids: dict[str, int]) -> None:
+        self.system, self.args = system, args
+        self.stream = iter(Workload(seed=args.seed, start=datetime.now(CST), run=f"e2e{int(time.time())}"))
+        self.progress = ProjectionProgress(system.kafka_bootstrap, PROJECTION_GROUP)
+        self.case_log = CaseLog(system.kafka_bootstrap, system.case_events_topic, self.progress.add)
+        self.feed = DispatchFeed()
+        topics = [dispatch_topic(code) for code in department_codes()]
+        self.dispatch = DispatchLog(system.kafka_bootstrap, topics, self.feed.offer)
+        self.sampler = ProcessSampler(pids)
+        self.sampler.own_only.add("bench")
+        port = {name: SERVICES[name] + SERVICE_PORT_OFFSET for name in SERVICES}
+        self.load = HttpPool("127.0.0.1", port["intake"], size=64)
+        self.metrics = {name: HttpPool("127.0.0.1", p, size=1) for name, p in port.items()}
+        self.probe = VisibilityProbe(HttpPool("127.0.0.1", port["projection"], size=8), OPERATOR_KEY)
+        self.driver = FollowUpDriver(
+            routing=HttpPool("127.0.0.1", port["routing"], size=16),
+            intake=HttpPool("127.0.0.1", port["intake"], size=8),
+            assignments=self.feed,
+            seconds_per_hour=0.5,
+            max_delay_s=5.0,
+            assignment_timeout_s=20.0,
+        )
+        self.accepted: dict[str, float] = {}  # case id → wall time of the 2xx
+        self.following: set[asyncio.Task] = set()
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> Bench:
+        for watcher in (self.progress, self.case_log, self.dispatch, self.sampler):
+            self.tasks.append(asyncio.create_task(watcher.run(self.stop)))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.stop.set()
+        await self.probe.drain()
+        for task in self.following:
+            task.cancel()
+        await asyncio.gather(*self.tasks, *self.following, return_exceptions=True)
+
+    # --- one submission ----------------------------------------------------------------------------------
+
+    async def post_one(self, due: float, probe_every: int, follow: bool) -> tuple[int | str, float]:
+        submission = next(self.stream).restamped(datetime.now(CST))
+        headers = {} if submission.is_form else {"X-API-Key": submission.api_key}
+        try:
+            if submission.is_form:
+                response = await self.load.post(submission.path, data=submission.body)
+            else:
+                response = await self.load.post(submission.path, json=submission.body, headers=headers)
+        except ConnectionLost:
+            return "connection-lost", time.monotonic() - due
+        answered = time.time()
+        if response.status_code not in (200, 201):
+            return response.status_code, time.monotonic() - due
+        body = response.json()
+        case_id = body[0]["service_request_id"] if submission.is_form else body["case_id"]
+        self.accepted[case_id] = answered
+        if probe_every and len(self.accepted) % probe_every == 0:
+            self.probe.probe(case_id)
+        if follow and submission.plan is not None:
+            task = asyncio.create_task(self.driver.carry_out(case_id, submission.source, submission.plan))
+            self.following.add(task)
+            task.add_done_callback(self.following.discard)
+        return response.status_code, time.monotonic() - due
+
+    # --- stepped load ------------------------------------------------------------------------------------
+
+    async def step(self, rate: float) -> dict:
+        args = self.args
+        count = max(2, round(rate * args.step_seconds))
+        probe_every = max(1, round(rate / args.probe_per_s))
+        before_cases = set(self.accepted)
+        cpu0, consumed0, outcomes0 = (
+            self.sampler.cpu_seconds(),
+            await events_consumed(self.metrics),
+            dict(self.driver.outcomes),
+        )
+        self.sampler.reset_peaks()
+        started, wall_started = time.monotonic(), time.time()
+        tasks = []
+        for i in range(count):
+            due = started + i / rate
+            if (delay := due - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.post_one(due, probe_every, not args.no_follow_ups)))
+        sent_s = time.monotonic() - started
+        answers = await asyncio.gather(*tasks)
+        mine = [c for c in self.accepted if c not in before_cases]
+        # Accepted per second over the offer, or until the last 2xx when intake fell behind the offer.
+        last_answer = max((self.accepted[c] for c in mine), default=wall_started) - wall_started
+        offered_s = max(args.step_seconds, sent_s, last_answer)
+        await self.wait_visible(mine, args.drain_seconds)
+        elapsed = time.monotonic() - started
+        cpu1, consumed1 = self.sampler.cpu_seconds(), await events_consumed(self.metrics)
+        result = self.summarise(mine, answers, rate, count, offered_s, sent_s)
+        result["cpu_seconds"] = {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1}
+        result["cpu_ms_per_case"] = per_case(result["cpu_seconds"], len(mine))
+        result["peak_memory_mb"] = {k: round(v / 2**20) for k, v in self.sampler.peak_rss.items()}
+        result["events_consumed_per_s"] = {
+            k: round((consumed1[k] - consumed0.get(k, 0)) / elapsed, 1) for k in consumed1
+        }
+        result["measured_seconds"] = round(elapsed, 1)
+        result["follow_ups"] = {
+            k: v - outcomes0.get(k, 0) for k, v in self.driver.outcomes.items() if v - outcomes0.get(k, 0)
+        }
+        return result
+
+    async def wait_visible(self, cases: list[str], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(c not in self.progress.visible for c in cases):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)  # the watchers fill ``visible``; polling it is simplest
+
+    def summarise(self, cases, answers, rate, count, offered_s, sent_s) -> dict:
+        visible, published, dispatched = self.progress.visible, self.case_log.published, self.dispatch.arrived
+        accepted = self.accepted
+        done = [c for c in cases if c in visible]
+        projected_per_s = 0.0
+        if len(done) >= 2:  # while the projection works through this step's cases
+            span = max(visible[c] for c in done) - min(visible[c] for c in done)
+            projected_per_s = len(done) / max(span, 1e-3)
+        statuses: dict[str, int] = {}
+        for status, _ in answers:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        probe = [self.probe.visible[c] - accepted[c] for c in cases if c in self.probe.visible]
+        result = {
+            "offered_per_s": rate,
+            "offered_achieved_per_s": round((count - 1) / max(sent_s, 1e-3), 1),
+            "requests": count,
+            "responses": statuses,
+            "accepted": len(cases),
+            "accepted_per_s": round(len(cases) / offered_s, 1),  # first send → max(offer end, last 2xx)
+            "projected": len(done),
+            "projected_per_s": round(projected_per_s, 1),
+            "latency_ms": {
+                "accept_to_visible": quantiles([visible[c] - accepted[c] for c in done]),
+                "accept_to_visible_http_sample": quantiles(probe),
+                "accept_to_dispatch": quantiles(
+                    [dispatched[c] - accepted[c] for c in cases if c in dispatched]
+                ),
+                "accept_to_case_log": quantiles(
+                    [published[c] - accepted[c] for c in cases if c in published]
+                ),
+                "http_response": quantiles([s for _, s in answers]),
+            },
+            "http_sample_skipped": self.probe.skipped,
+        }
+        result["saturated"] = (
+            result["accepted_per_s"] < 0.9 * rate or projected_per_s < 0.9 * rate or len(done) < len(cases)
+        )
+        return result
+
+    # --- replay ------------------------------------------------------------------------------------------
+
+    async def replay(self, count: int, concurrency: int) -> dict:
+        before = set(self.accepted)
+        started, wall_started = time.monotonic(), time.time()
+        cpu0 = self.sampler.cpu_seconds()
+        remaining = iter(range(count))
+        statuses: dict[str, int] = {}
+
+        async def worker() -> None:
+            for _ in remaining:
+                status, _s = await self.post_one(time.monotonic(), 0, False)
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        posted_s = time.monotonic() - started
+        cases = [c for c in self.accepted if c not in before]
+        # Wait while the projection keeps making progress (a year at today's speed takes hours).
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() - last_change < 60:
+            done = sum(1 for c in cases if c in self.progress.visible)
+            if done == len(cases):
+                break
+            if done != last:
+                last, last_change = done, time.monotonic()
+            await asyncio.sleep(0.5)
+        projected = [c for c in cases if c in self.progress.visible]
+        wall = max(self.progress.visible[c] for c in projected) - wall_started if projected else None
+        cpu1 = self.sampler.cpu_seconds()
+        cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu1}
+        return {
+            "cases": count,
+            "concurrency": concurrency,
+            "responses": statuses,
+            "accepted": len(cases),
+            "projected": len(projected),
+            "posting_seconds": round(posted_s, 1),
+            "accepted_per_s": round(len(cases) / posted_s, 1),
+            "wall_seconds_until_all_projected": round(wall, 1)
+            if wall and len(projected) == len(cases)
+            else None,
+            "end_to_end_cases_per_s": round(len(projected) / wall, 1) if wall else None,
+            "cpu_seconds": cpu,
+            "cpu_ms_per_case": per_case(cpu, len(cases)),
+            "zhangqiu_year_at_this_rate_hours": round(600_000 / (len(projected) / wall) / 3600, 1)
+            if wall
+            else None,
+        }
+
+
+async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, int]) -> dict:
+    results: dict = {"steps": []}
+    async with Bench(system, args, pids) as bench:
+        await asyncio.sleep(2)  # the readers join their topics
+        if not args.skip_steps:
+            for rate in (float(r) for r in args.rates.split(",") if r.strip()):
+                print(f"step: {rate:g} cases/s offered for {args.step_seconds:g} s ...", flush=True)
+                step = await bench.step(rate)
+                results["steps"].append(step)
+                print_step(step)
+                if step["saturated"]:
+                    print(f"saturated at {rate:g} cases/s offered: stepping stops", flush=True)
+                    break
+            with contextlib.suppress(TimeoutError):  # let the last follow-ups finish (bounded)
+                async with asyncio.timeout(30):
+                    while bench.following:  # noqa: ASYNC110  (a set of tasks, not an event)
+                        await asyncio.sleep(0.5)
+            results["follow_ups_total"] = dict(bench.driver.outcomes)
+        if args.replay:
+            print(f"replay: {args.replay} cases as fast as intake takes them ...", flush=True)
+            results["replay"] = await bench.replay(args.replay, args.replay_concurrency)
+            print(f"replay: {json.dumps(results['replay'], ensure_ascii=False)}", flush=True)
+        results["peak_memory_mb_whole_run"] = {k: round(v / 2**20) for k, v in bench.sampler.peak_rss.items()}
+    return results
+
+
+def print_step(step: dict) -> None:
+    lat = step["latency_ms"]
+
+    def q(name: str) -> str:
+        v = lat[name]
+        return f"p50 {v['p50']:.0f} / p95 {v['p95']:.0f} / p99 {v['p99']:.0f} ms (n={v['n']})" if v else "n/a"
+
+    print(
+        f"  offered {step['offered_per_s']:g}/s (achieved {step['offered_achieved_per_s']}/s): accepted "
+        f"{step['accepted_per_s']}/s, projected {step['projected_per_s']}/s "
+        f"({step['projected']}/{step['accepted']} within the drain); responses {step['responses']}\n"
+        f"  accept→visible {q('accept_to_visible')}\n  accept→visible (HTTP sample) "
+        f"{q('accept_to_visible_http_sample')}\n  accept→dispatch {q('accept_to_dispatch')}\n"
+        f"  accept→case log {q('accept_to_case_log')}\n  HTTP {q('http_response')}\n"
+        f"  CPU s {step['cpu_seconds']}\n  CPU ms per case {step['cpu_ms_per_case']}\n"
+        f"  events/s {step['events_consumed_per_s']}\n"
+        f"  follow-ups {step['follow_ups']}",
+        flush=True,
+    )
+
+
+def versions(broker, postgres) -> dict:
+    found = {"python": platform.python_version(), "kafka": broker.version, "postgresql": postgres.version}
+    for package in ("aiokafka", "asyncpg", "fastapi", "uvicorn", "sqlalchemy", "pydantic"):
+        found[package] = metadata.version(package)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # "not leader" while new topics settle: noise
+    shutil.rmtree(WORK / "logs", ignore_errors=True)  # the services' logs of this run only
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    broker = infra.start_kafka(WORK / "kafka", KAFKA_PORT, CONTROLLER_PORT, fresh=True)
+    postgres = infra.start_postgres(WORK / "postgres", POSTGRES_PORT, fresh=True)
+    intake_url = f"http://127.0.0.1:{SERVICES['intake'] + SERVICE_PORT_OFFSET}"
+    system = LocalSystem(
+        kafka_bootstrap=broker.bootstrap_servers,
+        postgres_url=f"postgresql://{postgres.user}@{postgres.host}:{postgres.port}",
+        log_dir=WORK / "logs",
+        port_offset=SERVICE_PORT_OFFSET,
+        extra_env={
+            "GRIDLINE_OUTBOX_POLL_INTERVAL_S": "0.2",  # the services' own default, not the tests' 0.05
+            "GRIDLINE_RATE_LIMIT_PER_S": "1000000",  # intake's per-client limit would refuse the load itself
+            "GRIDLINE_RATE_LIMIT_BURST": "1000000",
+            "GRIDLINE_NOTIFY_INTAKE_URL": intake_url,
+        },
+    )
+    results: dict = {
+        "cores": os.cpu_count(),
+        "started_at": datetime.now(CST).isoformat(timespec="seconds"),
+        "loadavg_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()],
+        "versions": versions(broker, postgres),
+        "settings": {k: v for k, v in vars(args).items()},
+    }
+    print(f"cores: {os.cpu_count()}; versions: {results['versions']}", flush=True)
+    try:
+        postgres.create_databases([system.database_name(name) for name in SERVICES] + ["bench_raw"])
+        if not args.skip_raw:
+            print("raw limits (same Kafka and PostgreSQL, before the services start) ...", flush=True)
+            results["raw_limits"] = raw_limits.measure(
+                broker.bootstrap_servers, postgres.dsn("bench_raw"), RAW_HTTP_PORT, WORK / "raw"
+            )
+            print(f"raw limits: {results['raw_limits']}", flush=True)
+        system.start(timeout=240)
+        pids = {name: proc.process.pid for name, proc in system.services.items() if proc.process}
+        pids |= {"kafka": broker.process.pid, "postgres": postgres.process.pid, "bench": os.getpid()}
+        results |= asyncio.run(drive(system, args, pids))
+    finally:
+        system.stop()
+        broker.stop()
+        postgres.stop()
+    results["loadavg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["total_seconds"] = round(time.time() - started)
+    if "raw_limits" in results:
+        results["ratios"] = ratios(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "e2e.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    markdown = write_markdown(results, RESULTS / "e2e.md")
+    plot(results, RESULTS / "e2e.png")
+    print("\n" + markdown)
+    print(f"written: {RESULTS / 'e2e.json'}, {RESULTS / 'e2e.md'}, {RESULTS / 'e2e.png'}")
+
+
+if __name__ == "__main__":
+    main()
