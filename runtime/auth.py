@@ -4,7 +4,10 @@ each department's system, operators, SREs).
 Keys are looked up by SHA-256 digest, so a production key file holds digests only; the development
 file may hold plain keys for convenience and is refused in production. A key never reaches the logs.
 
-Scopes: ``hotline``, ``grid``, ``open311``, ``department:<code>``, ``operator``, ``sre``.
+Scopes: ``hotline``, ``grid``, ``open311``, ``department:<code>``, ``operator``, ``sre``, ``pii:read``.
+Each route's scopes appear in its OpenAPI ``security`` requirement (``ApiKey`` or ``Bearer``, with the
+scopes any one of which suffices), so clients, docs and the route-by-route security test read them from
+the same place the check does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from fastapi import Depends, Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from runtime.problems import Problem
@@ -90,18 +94,22 @@ def keyring_for(request: Request) -> KeyRing:
     return load_keyring(path, settings.environment != "production")
 
 
-def presented_key(request: Request) -> str | None:
-    """The key from ``X-API-Key`` or ``Authorization: Bearer``."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="The client system's API key."
+)
+BEARER = HTTPBearer(
+    scheme_name="Bearer", auto_error=False, description="The same API key as `Authorization: Bearer <key>`."
+)
 
 
-def authenticate(request: Request) -> Principal:
-    """The calling client, or 401."""
-    principal = keyring_for(request).authenticate(presented_key(request))
+def authenticate(
+    request: Request,
+    api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> Principal:
+    """The calling client (key from ``X-API-Key`` or ``Authorization: Bearer``), or 401."""
+    presented = api_key or (bearer.credentials.strip() if bearer else None)
+    principal = keyring_for(request).authenticate(presented)
     if principal is None:
         raise Problem(401, "unauthenticated", "A valid API key is required (X-API-Key header).")
     return principal
@@ -110,7 +118,8 @@ def authenticate(request: Request) -> Principal:
 def require(*scopes: str):
     """Dependency: the caller must hold at least one of ``scopes`` (``department:*`` = any department)."""
 
-    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    # A default rather than an Annotated hint: postponed annotations cannot see this closure's ``scopes``.
+    def check(principal: Principal = Security(authenticate, scopes=list(scopes))) -> Principal:
         for scope in scopes:
             if scope == "department:*" and principal.departments:
                 return principal

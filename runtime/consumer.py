@@ -93,6 +93,10 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     """True for failures of the database or broker themselves (retry later), not of the work at hand."""
     if isinstance(exc, INFRASTRUCTURE_ERRORS):
         return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # SQLAlchemy saw the connection die under the statement (e.g. asyncpg's "cannot switch to state
+        # …; another operation is in progress" when the server shuts down mid-query)
+        return True
     # asyncpg's connection-level errors surface wrapped in DBAPIError with these SQLSTATE classes, or
     # unwrapped when they happen while the pool connects (e.g. 57P03 "the database system is shutting down")
     error = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -167,12 +171,12 @@ class EventConsumer:
         for tp in self._consumer.assignment():
             try:
                 committed = await self._consumer.committed(tp)
-            except KafkaError:
-                continue
-            if committed is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+                if committed is None:
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+            except KafkaError:  # e.g. revoked by a rebalance meanwhile (IllegalStateError): its next owner
+                continue  # starts from the committed offset, as we will if it comes back
 
     def _update_lag(self, tp: TopicPartition, offset: int) -> None:
         highwater = self._consumer.highwater(tp)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runtime.consumer import INFRASTRUCTURE_ERRORS, is_infrastructure_error
+from runtime.openapi import install_problem_documentation
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://gridline.example/problems/"
+UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 class Problem(Exception):
@@ -41,7 +47,9 @@ def problem_response(
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error of the app, including validation and 404s, a problem+json response."""
+    """Make every error of the app, including validation and 404s, a problem+json response (and say so
+    in its OpenAPI document)."""
+    install_problem_documentation(app)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -60,6 +68,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             str(request.url.path),
             errors=errors,
         )
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database or broker is down: a retry later can succeed. Clients (the hotline above all)
+        # must see 503 and retry, not a bare 500 they may treat as final.
+        if not is_infrastructure_error(exc):
+            raise exc
+        response = problem_response(
+            503,
+            "service-unavailable",
+            "A backing service (database or broker) is unreachable. Retry later.",
+            str(request.url.path),
+        )
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+        return response
+
+    for failure in (*INFRASTRUCTURE_ERRORS, DBAPIError, asyncpg.PostgresError):
+        app.add_exception_handler(failure, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

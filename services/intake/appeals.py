@@ -29,6 +29,8 @@ class Normalisation:
 def locate(lat: float, lon: float, crs: CoordinateSystem) -> tuple[Location, bool]:
     """A reported point as WGS84, and whether it lies outside the district (→ triage, not dropped)."""
     w_lat, w_lon = geo.to_wgs84(lat, lon, crs)
+    if not (-90 <= w_lat <= 90 and -180 <= w_lon <= 180):  # e.g. a BD-09 point at a pole: no place on earth
+        raise InvalidField("coordinates", f"({lat}, {lon}) in {crs} is not a point on earth in WGS84")
     return Location(lat=w_lat, lon=w_lon, reported_crs=crs), not geo.zhangqiu().contains_wgs84(w_lat, w_lon)
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from runtime.auth import Principal, require
+from runtime.openapi import problem_response_doc
 from runtime.problems import problem_response
 from services.intake.handlers import IdempotencyKey, Intake
 from services.intake.limits import RateLimiter
@@ -75,18 +76,6 @@ IdempotencyHeader = Annotated[
 ]
 
 
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-    },
-    "additionalProperties": True,
-}
 _REASONS = {
     401: "No valid API key",
     403: "The key lacks the scope",
@@ -97,6 +86,5 @@ _REASONS = {
     429: "Rate limit reached (Retry-After)",
 }
 PROBLEMS: dict[int | str, dict] = {
-    status: {"description": reason, "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}}}
-    for status, reason in _REASONS.items()
+    status: problem_response_doc(reason) for status, reason in _REASONS.items()
 }

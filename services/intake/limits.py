@@ -54,10 +54,6 @@ class RateLimiter:
         return 0 if wait == 0 else max(1, math.ceil(wait))
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     """ASGI middleware: refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
 
@@ -74,28 +70,38 @@ class BodySizeLimit:
             await self._refuse(scope, send)
             return
         seen = 0
-        started = False
+        started = cut = refused = False
 
         async def counting_receive() -> dict:
-            nonlocal seen
+            # Past the limit, stop reading: answer 413 (unless the app already answered) and tell the app
+            # the client has gone. Raising instead would reach the app's body parser, which turns any
+            # error into its own 400 ("error parsing the body").
+            nonlocal seen, cut, refused
+            if cut:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    cut, refused = True, not started
+                    if refused:
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: dict) -> None:
+        async def guarded_send(message: dict) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 is sent: what the app answers to the "disconnect" is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, scope: dict, send: Any) -> None:
         detail = f"The request body exceeds {self.max_bytes} bytes."

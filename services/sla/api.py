@@ -168,7 +168,7 @@ async def get_calendar_year(year: Year, runtime: RuntimeDep, _: Operator) -> Cal
 
 @router.put("/calendar/{year}", response_model=CalendarYearPublic)
 async def put_calendar_year(
-    year: Year, body: CalendarYearUpdate, runtime: RuntimeDep, ctx: ContextDep, _: Operator
+    year: Year, body: CalendarYearUpdate, runtime: RuntimeDep, ctx: ContextDep, _: OperatorOnly
 ) -> CalendarYearPublic:
     """Publish a year's holidays and make-up workdays; provisional deadlines are recomputed."""
     outside = [e.date.isoformat() for e in body.entries if e.date.year != year]

@@ -70,7 +70,7 @@ def _jurisdiction(request: Request, jurisdiction_id: str | None) -> None:
 def _throttle(request: Request, client: str) -> None:
     wait = get_limiter(request).check(client)
     if wait:
-        raise Open311Error(429, f"too many requests; retry after {wait} s")
+        raise Open311Error(429, f"too many requests; retry after {wait} s", retry_after=wait)
 
 
 @router.get("/discovery.{fmt}", summary="Discovery")

@@ -16,10 +16,11 @@ MEDIA = {"json": "application/json", "xml": "text/xml"}
 class Open311Error(Exception):
     """An Open311 refusal: HTTP status plus the error array's description."""
 
-    def __init__(self, status: int, description: str) -> None:
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429)
 
 
 def w3c(moment: datetime | None) -> str | None:
@@ -93,9 +94,12 @@ def render_object(root_tag: str, item: dict, fmt: str) -> Response:
 
 
 def render_error(error: Open311Error, fmt: str) -> Response:
-    return render_list(
+    response = render_list(
         "errors", [{"code": error.status, "description": error.description}], fmt, error.status
     )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _json(body: Any, status: int) -> Response:
