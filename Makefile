@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup run run-traced test test-unit test-integration test-e2e lint fmt contracts contracts-check gateway-conf \
-        infra-fetch infra-up lock bench clean
+.PHONY: help setup run run-traced test test-unit test-integration test-e2e test-faults test-faults-full lint fmt contracts contracts-check gateway-conf \
+        infra-fetch infra-up lock bench bench-e2e clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,9 +29,9 @@ run: setup ## run everything locally: Kafka, PostgreSQL, gateway, five services,
 run-traced: setup ## like run, plus a Jaeger trace viewer on http://127.0.0.1:16686 (built from Go once)
 	GRIDLINE_TRACING=jaeger $(PY) -m devtools.run
 
-test: setup ## unit, integration and e2e tests on real Kafka and PostgreSQL
+test: setup ## unit, integration and e2e tests on real Kafka and PostgreSQL (not the fault suite)
 	$(PY) -m devtools.infra fetch --for-tests
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra -m "not faults"
 
 test-unit: $(STAMP) ## pure tests only (no servers)
 	$(PY) -m pytest -q tests/unit
@@ -41,6 +41,14 @@ test-integration: setup ## integration tests (real Kafka and PostgreSQL)
 
 test-e2e: setup ## the running system through HTTP
 	$(PY) -m pytest -q tests/e2e
+
+test-faults: setup ## fault suite, CI size: 2,000 cases while services, Kafka and PostgreSQL crash (~10 min)
+	$(PY) -m pytest -ra -s tests/faults
+
+test-faults-full: setup ## fault suite, full size: 100,000 cases (GRIDLINE_FAULT_* to resize; hours on 2 cores)
+	GRIDLINE_FAULT_CASES=$${GRIDLINE_FAULT_CASES:-100000} GRIDLINE_FAULT_SEED_S=$${GRIDLINE_FAULT_SEED_S:-5000} \
+	GRIDLINE_FAULT_KILLS=$${GRIDLINE_FAULT_KILLS:-5} GRIDLINE_FAULT_DRAIN_S=$${GRIDLINE_FAULT_DRAIN_S:-14400} \
+	GRIDLINE_FAULT_LOG_LEVEL=$${GRIDLINE_FAULT_LOG_LEVEL:-WARNING} $(PY) -m pytest -ra -s tests/faults
 
 lint: $(STAMP) ## ruff lint + format check, contracts up to date
 	$(VENV)/bin/ruff check .
@@ -65,8 +73,11 @@ infra-fetch: setup ## only fetch Kafka jars / install PostgreSQL and nginx
 lock: ## re-resolve pinned dependencies into requirements.lock
 	$(PY) -m pip freeze --exclude-editable > requirements.lock
 
-bench: setup ## benchmarks (prints numbers with the machine's core count)
+bench: setup ## benchmarks (prints numbers with the machine's core count; includes bench-e2e)
 	$(PY) -m bench
+
+bench-e2e: setup ## the whole system under stepped load + a replay + raw limits (bench/results/e2e.*)
+	$(PY) -m bench e2e
 
 clean: ## remove local data (Kafka logs, PostgreSQL clusters, test logs)
 	rm -rf .local

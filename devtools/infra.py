@@ -232,6 +232,15 @@ class _Server:
             self._container.stop()
             self._container = None
 
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group and reap it: a crash, no shutdown (local servers only)."""
+        if self.process is None:
+            raise RuntimeError(f"{type(self).__name__} is not a local process; it cannot be killed")
+        atexit.unregister(self.stop)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def _started(self, wait: Callable[[], object]) -> None:
         atexit.register(self.stop)
         try:

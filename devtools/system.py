@@ -17,6 +17,12 @@ import httpx
 
 SERVICES: dict[str, int] = {"intake": 8001, "routing": 8002, "sla": 8003, "notify": 8004, "projection": 8005}
 REPO = Path(__file__).resolve().parent.parent
+REPLICA_PORT_STEP = 10  # replica n of a service listens on its port + 10 * (n - 1)
+
+
+def replica_key(service: str, replica: int = 1) -> str:
+    """Key of a process in ``LocalSystem.services``: the service's name, ``<name>-<n>`` for replica n > 1."""
+    return service if replica == 1 else f"{service}-{replica}"
 
 
 @dataclass
@@ -28,6 +34,7 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen | None = None
+    replica: int = 1
 
     @property
     def url(self) -> str:
@@ -113,16 +120,15 @@ class LocalSystem:
         env.update(self.extra_env)
         return env
 
-    def process(self, service: str, **overrides: str) -> ServiceProcess:
+    def process(self, service: str, replica: int = 1, **overrides: str) -> ServiceProcess:
+        """A new (not yet started) process of ``service``; replicas > 1 run beside the first one, in the
+        same consumer groups and on the same database, on their own port."""
+        key = replica_key(service, replica)
+        port = SERVICES[service] + self.port_offset + REPLICA_PORT_STEP * (replica - 1)
         env = self.env_for(service)
-        env.update(overrides)
-        proc = ServiceProcess(
-            name=service,
-            port=SERVICES[service] + self.port_offset,
-            env=env,
-            log_path=self.log_dir / f"{service}.log",
-        )
-        self.services[service] = proc
+        env.update(GRIDLINE_HTTP_PORT=str(port), **overrides)
+        proc = ServiceProcess(service, port, env, self.log_dir / f"{key}.log", replica=replica)
+        self.services[key] = proc
         return proc
 
     def start(self, names: list[str] | None = None, timeout: float = 120) -> None:

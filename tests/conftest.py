@@ -11,9 +11,10 @@ Whatever the source, the versions are printed at the end of the run, so the log 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,40 @@ TEST_SERVICE_PORT_OFFSET = PORT_BASE + 100 - 8000  # services on PORT_BASE+101 .
 _report: list[str] = []
 
 
+@dataclass
+class LocalServers:
+    """The session's own Kafka and PostgreSQL processes, which fault tests may crash and restart.
+
+    Restarts reuse the same ports and data directories (never fresh): what was committed must survive.
+    """
+
+    kafka: infra.LocalKafka
+    postgres: infra.LocalPostgres
+
+    def restart_kafka(self) -> float:
+        """SIGKILL the broker (no controlled shutdown) and start it again; returns seconds it was down."""
+        down = time.monotonic()
+        self.kafka.kill()
+        self.kafka = infra.start_kafka(
+            TEST_DIR / "kafka", TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, fresh=False
+        )
+        return time.monotonic() - down
+
+    def stop_postgres(self) -> None:
+        """Fast shutdown: every session is disconnected, new connections are refused."""
+        self.postgres.stop()
+
+    def start_postgres(self) -> None:
+        """Start the stopped cluster again on its data directory."""
+        self.postgres = infra.start_postgres(
+            TEST_DIR / "postgres", TEST_POSTGRES_PORT, fresh=False, fast_unsafe=True
+        )
+
+    def stop(self) -> None:
+        self.kafka.stop()
+        self.postgres.stop()
+
+
 @dataclass(frozen=True)
 class Infrastructure:
     """Endpoints of the real Kafka and PostgreSQL the tests run against."""
@@ -41,12 +76,21 @@ class Infrastructure:
     postgres_version: str
     origin: str  # environment | testcontainers | local
     run_id: str
+    # Only when origin == "local": the processes themselves, for fault injection.
+    servers: LocalServers | None = field(default=None, repr=False, compare=False)
 
     def database_url(self, database: str) -> str:
         return f"{self.postgres_url}/{database}"
 
     def create_databases(self, *names: str) -> None:
         infra.create_databases_at(self.postgres_url, list(names))
+
+    @property
+    def server_faults_unsupported(self) -> str | None:
+        """Why Kafka and PostgreSQL cannot be crashed here, or None when they can."""
+        if self.servers is None:
+            return f"Kafka and PostgreSQL come from {self.origin!r}: not ours to kill (local servers only)"
+        return None
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +107,14 @@ def infrastructure() -> Iterator[Infrastructure]:
     if infra.docker_available():
         kafka, postgres = infra.start_with_testcontainers()
         origin = "testcontainers"
+        servers = None
     else:
         kafka = infra.start_kafka(TEST_DIR / "kafka", TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, fresh=True)
         postgres = infra.start_postgres(
             TEST_DIR / "postgres", TEST_POSTGRES_PORT, fresh=True, fast_unsafe=True
         )
         origin = "local"
+        servers = LocalServers(kafka, postgres)
     try:
         yield _announce(
             Infrastructure(
@@ -78,11 +124,15 @@ def infrastructure() -> Iterator[Infrastructure]:
                 postgres.version,
                 origin,
                 run_id,
+                servers,
             )
         )
     finally:
-        kafka.stop()
-        postgres.stop()
+        if servers is not None:  # the processes running now, which a fault test may have replaced
+            servers.stop()
+        else:
+            kafka.stop()
+            postgres.stop()
 
 
 def _announce(found: Infrastructure) -> Infrastructure:
