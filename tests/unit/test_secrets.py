@@ -53,6 +53,10 @@ REVIEWED: dict[tuple[str, str], str] = {
         "tests/integration/test_notify_delivery.py",
         "it-webhook-secret",
     ): "signs webhooks to the test's own receiver",
+    (
+        "tests/e2e/test_security.py",
+        "not-a-key-anyone-was-given",
+    ): "a deliberately invalid API key the services must refuse",
 }
 
 
