@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import OutboundMessage, encode_event
 from contracts.events.notify import NotificationFailed, NotificationSent
-from runtime.consumer import INFRASTRUCTURE_ERRORS
+from runtime.consumer import is_infrastructure_error
 from runtime.logging import mask_pii
 from runtime.outbox import enqueue
 from services.notify.channels import DeliveryError, Outgoing, Sender
@@ -105,7 +105,9 @@ class DeliveryWorker:
             try:
                 rows = await self.claim(free) if free > 0 else []
                 backoff = 0.5
-            except INFRASTRUCTURE_ERRORS as exc:
+            except Exception as exc:  # the database is down or restarting: wait and claim again
+                if not is_infrastructure_error(exc):
+                    raise
                 log.warning("notify.claim_failed", error=f"{type(exc).__name__}: {exc}")
                 await _wait_any(stop, backoff, in_flight)
                 backoff = min(backoff * 2, 10.0)

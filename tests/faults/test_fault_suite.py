@@ -18,12 +18,10 @@ import warnings
 import asyncpg
 import pytest
 
-from tests.faults import observe
 from tests.faults.clients import Seeder
 from tests.faults.conftest import FaultSettings
 from tests.faults.injector import CONSUMER_SERVICES, Injector, Supervisor, plan
-from tests.faults.invariants import check
-from tests.faults.run import FaultRun, run_under_faults, say, where_of
+from tests.faults.run import FaultRun, run_under_faults, say, settled_check, where_of
 
 pytestmark = pytest.mark.faults
 SETTINGS = FaultSettings()
@@ -70,7 +68,7 @@ def test_nothing_acknowledged_is_lost_or_doubled_while_services_kafka_and_postgr
 
 
 @pytest.mark.timeout(SETTINGS.budget_s)
-def test_the_checker_notices_one_projected_case_deleted_behind_the_systems_back(fault_run):
+def test_the_checker_notices_one_projected_case_deleted_behind_the_systems_back(fault_run, sinks):
     """The same gathering and checking, after one accepted case is removed from the read model: it must
     be reported lost, and nothing else."""
     victim = sorted(a.case_id for a in fault_run.observed.appeals)[len(fault_run.observed.appeals) // 2]
@@ -85,9 +83,9 @@ def test_the_checker_notices_one_projected_case_deleted_behind_the_systems_back(
             await conn.close()
 
     asyncio.run(delete())
-    observed = asyncio.run(observe.gather(fault_run.where))
-    observed.answers, observed.receipts = fault_run.observed.answers, fault_run.observed.receipts
-    report = check(observed, fault_run.expected)
+    _, report = settled_check(
+        fault_run.where, fault_run.expected, fault_run.observed.answers, lambda: list(sinks.receipts), 300
+    )
 
     before = set(fault_run.report.violations)
     assert victim not in fault_run.report.lost
