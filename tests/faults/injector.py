@@ -228,7 +228,7 @@ class Injector:
         assert self.servers is not None
         self.servers.stop_postgres()
         down = time.monotonic()
-        time.sleep(max(0.0, self.pg_outage_s - (down - fault.started)))
+        time.sleep(self.pg_outage_s)  # the full outage from the moment it is certainly down
         up = time.monotonic()
         self.servers.start_postgres()
         self.pg_outage = (down, up)
