@@ -102,7 +102,7 @@ BEARER = HTTPBearer(
 )
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     api_key: Annotated[str | None, Security(API_KEY_HEADER)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
@@ -119,7 +119,7 @@ def require(*scopes: str):
     """Dependency: the caller must hold at least one of ``scopes`` (``department:*`` = any department)."""
 
     # A default rather than an Annotated hint: postponed annotations cannot see this closure's ``scopes``.
-    def check(principal: Principal = Security(authenticate, scopes=list(scopes))) -> Principal:
+    async def check(principal: Principal = Security(authenticate, scopes=list(scopes))) -> Principal:
         for scope in scopes:
             if scope == "department:*" and principal.departments:
                 return principal

@@ -31,12 +31,21 @@ def rate_limited_response(request: Request, exc: RateLimited):
     return response
 
 
-def get_intake(request: Request) -> Intake:
+def intake_of(request: Request) -> Intake:
     return request.app.state.intake
 
 
-def get_limiter(request: Request) -> RateLimiter:
+def limiter_of(request: Request) -> RateLimiter:
     return request.app.state.rate_limiter
+
+
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in the thread pool, one hop per call.
+async def get_intake(request: Request) -> Intake:
+    return intake_of(request)
+
+
+async def get_limiter(request: Request) -> RateLimiter:
+    return limiter_of(request)
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]
@@ -46,7 +55,7 @@ def client(*scopes: str):
     """Authenticate, check the scope, then spend one token of the client's rate budget."""
     check = require(*scopes)
 
-    def dependency(
+    async def dependency(
         principal: Annotated[Principal, Depends(check)],
         limiter: Annotated[RateLimiter, Depends(get_limiter)],
     ) -> Principal:

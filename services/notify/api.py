@@ -16,7 +16,7 @@ from services.notify.tables import case_facts, deliveries
 router = APIRouter(prefix="/v1/cases", tags=["notifications"])
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 

@@ -45,11 +45,11 @@ CLOCK_RESPONSES: dict[int | str, dict[str, Any]] = {
 Year = Annotated[int, Path(ge=2004, le=2100)]
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
-def get_context(request: Request) -> SlaContext:
+async def get_context(request: Request) -> SlaContext:
     return request.app.state.sla
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from runtime.auth import keyring_for
 from runtime.problems import Problem
 from services.intake import domain
-from services.intake.deps import PROBLEMS, get_intake, get_limiter
+from services.intake.deps import PROBLEMS, intake_of, limiter_of
 from services.intake.handlers import Intake, record_appeal
 from services.intake.open311 import catalogue
 from services.intake.open311.intake import appeal_from_form
@@ -63,12 +63,12 @@ def _guarded(fmt: str, action) -> Response:
 
 
 def _jurisdiction(request: Request, jurisdiction_id: str | None) -> None:
-    if jurisdiction_id and jurisdiction_id != get_intake(request).settings.open311_jurisdiction_id:
+    if jurisdiction_id and jurisdiction_id != intake_of(request).settings.open311_jurisdiction_id:
         raise Open311Error(404, f"jurisdiction_id '{jurisdiction_id}' is not served here")
 
 
 def _throttle(request: Request, client: str) -> None:
-    wait = get_limiter(request).check(client)
+    wait = limiter_of(request).check(client)
     if wait:
         raise Open311Error(429, f"too many requests; retry after {wait} s", retry_after=wait)
 
@@ -76,7 +76,7 @@ def _throttle(request: Request, client: str) -> None:
 @router.get("/discovery.{fmt}", summary="Discovery")
 async def discovery(fmt: str, request: Request) -> Response:
     """Open311 discovery: where the GeoReport v2 endpoint is and which formats it speaks."""
-    settings = get_intake(request).settings
+    settings = intake_of(request).settings
     document = {
         "changeset": "2026-11-26T00:00:00+08:00",
         "contact": "章丘区12345政务服务便民热线 (Zhangqiu 12345 hotline)",
@@ -209,7 +209,7 @@ async def post_request(fmt: str, request: Request) -> Response:
         if not isinstance(value, str):
             return render_error(Open311Error(400, f"{key}: file uploads are not accepted"), fmt)
         fields.setdefault(key, []).append(value)
-    intake: Intake = get_intake(request)
+    intake: Intake = intake_of(request)
     try:
         principal = keyring_for(request).authenticate(
             (fields.get("api_key") or [None])[0] or request.headers.get("x-api-key")
@@ -312,7 +312,7 @@ async def get_requests(
     """Requests by id list, or filtered (default: the last 90 days, at most 1000, newest first)."""
     if fmt not in {"json", "xml"}:
         return render_error(Open311Error(400, f"format '{fmt}' is not supported"), "json")
-    intake = get_intake(request)
+    intake = intake_of(request)
     settings = intake.settings
     try:
         _jurisdiction(request, jurisdiction_id)
@@ -361,7 +361,7 @@ async def get_request(
         return render_error(Open311Error(400, f"format '{fmt}' is not supported"), "json")
     try:
         _jurisdiction(request, jurisdiction_id)
-        async with get_intake(request).engine.connect() as conn:
+        async with intake_of(request).engine.connect() as conn:
             row = (
                 await conn.execute(sa.select(*COLUMNS).where(appeals.c.case_id == service_request_id))
             ).first()
@@ -377,7 +377,7 @@ async def get_token(token: str, fmt: str, request: Request) -> Response:
     """The service_request_id a token stands for."""
     if fmt not in {"json", "xml"}:
         return render_error(Open311Error(400, f"format '{fmt}' is not supported"), "json")
-    async with get_intake(request).engine.connect() as conn:
+    async with intake_of(request).engine.connect() as conn:
         row = (await conn.execute(sa.select(appeals.c.case_id).where(appeals.c.token == token))).first()
     if row is None:
         return render_error(Open311Error(404, f"token '{token}' not found"), fmt)

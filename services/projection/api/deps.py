@@ -25,7 +25,7 @@ Timeout = Annotated[
 ]
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
@@ -45,7 +45,7 @@ class Reader:
         return self.all_cases or bool(self.departments & set(handler_departments or ()))
 
 
-def get_reader(
+async def get_reader(
     principal: Annotated[Principal, Depends(require("operator", "sre", "open311", "department:*"))],
 ) -> Reader:
     """Operators and SREs see everything; Open311 clients see every case without citizen details;
