@@ -29,6 +29,7 @@ import os
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
+import asyncpg
 import sqlalchemy as sa
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -100,6 +101,10 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     # asyncpg's connection-level errors surface wrapped in DBAPIError with these SQLSTATE classes, or
     # unwrapped when they happen while the pool connects (e.g. 57P03 "the database system is shutting down")
     error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(error, asyncpg.InterfaceError) and any(
+        sign in str(error) for sign in ("connection is closed", "another operation is in progress")
+    ):  # raw asyncpg (intake's hot path) on a connection the server dropped
+        return True
     code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or ""
     return isinstance(code, str) and code[:2] in {"08", "53", "57", "40"}
 

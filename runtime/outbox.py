@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import orjson
 import sqlalchemy as sa
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -65,6 +66,32 @@ _ENQUEUE = precompiled(
     insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
     ["event_id", "topic", "key", "event_type", "headers", "value"],
 )
+
+
+def outbox_insert_from_arrays(first: int, join: str = "") -> str:
+    """SQL inserting outbox rows from six array parameters ``$first`` … ``$first+5`` (see
+    ``outbox_columns``), for a raw asyncpg statement that writes its state and its events in one go;
+    ``join`` (e.g. ``CROSS JOIN appeal``) makes the rows conditional on another CTE's rows."""
+    p = [f"${first + i}" for i in range(6)]
+    return (
+        "INSERT INTO outbox (event_id, topic, key, event_type, headers, value)"
+        " SELECT m.event_id, m.topic, m.key, m.event_type, m.headers::jsonb, m.value"
+        f" FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[],"
+        f" {p[5]}::bytea[]) AS m(event_id, topic, key, event_type, headers, value) {join}"
+        " ON CONFLICT (event_id) DO NOTHING"
+    )
+
+
+def outbox_columns(messages: Sequence[OutboundMessage]) -> tuple[list, list, list, list, list, list]:
+    """The six array parameters of ``outbox_insert_from_arrays``, in order."""
+    return (
+        [m.event_id for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.type for m in messages],
+        [orjson.dumps([[name, value.decode()] for name, value in m.headers]).decode() for m in messages],
+        [m.value for m in messages],
+    )
 
 
 class OutboxRelay:
