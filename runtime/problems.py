@@ -83,7 +83,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return response
 
-    for failure in (*INFRASTRUCTURE_ERRORS, DBAPIError, asyncpg.PostgresError):
+    for failure in (*INFRASTRUCTURE_ERRORS, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError):
         app.add_exception_handler(failure, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
