@@ -1,10 +1,13 @@
 """Intake benchmark: sustained accepted cases per second, and latency at a fixed offered rate.
 
-Runs against a running intake (``make run`` or the e2e system): ``python -m bench.intake --url
-http://127.0.0.1:8001 --rate 50 --seconds 20``. Phase 1 sends as fast as ``--concurrency`` clients allow
-and reports accepted cases/s; phase 2 offers ``--rate`` requests/s (open loop, so a slow server does not
-slow the offered load) and reports p50/p99. Every request is a new, realistic 12345 work order.
-Prints the machine's core count, because numbers mean nothing without it.
+Without ``--url`` (``make bench``, ``python -m bench intake``) it starts its own Kafka, PostgreSQL and one
+intake process (the other services are not running, so intake has the machine to itself) and writes
+bench/results/intake.json; with ``--url http://127.0.0.1:8001`` it measures a running intake (``make run``)
+instead. Phase 1 sends as fast as ``--concurrency`` httpx clients allow; phase 2 saturates with wrk (an
+httpx client in one Python process is itself the bottleneck); phase 3 offers ``--rate`` requests/s open
+loop (a slow server does not slow the offered load) and reports p50/p99 — the client shares the cores,
+so at high rates its own latency is in the figure. Every request is a new, realistic 12345 work order
+with its own caller. Prints the machine's core count, because numbers mean nothing without it.
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ from pathlib import Path
 
 import httpx
 
+from devtools import infra
 from devtools.sample import hotline_order
+from devtools.system import LocalSystem
 
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / ".local" / "bench-intake"
+RESULTS = REPO / "bench" / "results"
+KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, PORT_OFFSET = 39192, 39193, 39532, 31100
 KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
 
 
@@ -51,54 +60,114 @@ async def saturate(client: httpx.AsyncClient, run: str, seconds: float, concurre
     return accepted, refused
 
 
-async def fixed_rate(client: httpx.AsyncClient, run: str, rate: float, seconds: float) -> list[float]:
-    """Open loop at ``rate`` requests/s; returns latencies (seconds) of accepted requests."""
+async def fixed_rate(
+    client: httpx.AsyncClient, run: str, rate: float, seconds: float
+) -> tuple[list[float], int]:
+    """Open loop at ``rate`` requests/s; returns latencies (seconds) of accepted requests, and how many
+    requests were not accepted (an error status or a transport error)."""
     latencies: list[float] = []
+    failed = 0
     tasks = []
 
     async def one(index: int) -> None:
+        nonlocal failed
         started = time.perf_counter()
-        response = await client.post("/v1/intake/hotline", json=_order(run, index))
+        try:
+            response = await client.post("/v1/intake/hotline", json=_order(run, index))
+        except httpx.TransportError:
+            failed += 1
+            return
         if response.status_code == 201:
             latencies.append(time.perf_counter() - started)
+        else:
+            failed += 1
 
     start = time.perf_counter()
     for index in range(int(rate * seconds)):
         await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
         tasks.append(asyncio.create_task(one(10**8 + index)))
     await asyncio.gather(*tasks)
-    return latencies
+    return latencies, failed
 
 
-async def run_bench(argv: list[str] | None = None) -> None:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8001")
+    parser.add_argument("--url", help="a running intake; default: start Kafka, PostgreSQL and intake here")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=50, help="offered requests/s in the latency phase")
+    parser.add_argument("--rate", type=float, default=200, help="offered requests/s in the latency phase")
     parser.add_argument("--wrk-connections", type=int, default=32, help="connections of the wrk phase")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+async def run_bench(args: argparse.Namespace, url: str) -> dict:
     run = uuid.uuid4().hex[:6]
+    results: dict = {"cores": os.cpu_count(), "target": url, "seconds_per_phase": args.seconds}
     limits = httpx.Limits(max_connections=max(args.concurrency, 64))
-    async with httpx.AsyncClient(
-        base_url=args.url, headers={"X-API-Key": KEY}, timeout=30, limits=limits
-    ) as c:
-        print(f"cores: {os.cpu_count()}  target: {args.url}")
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30, limits=limits) as c:
+        print(f"cores: {os.cpu_count()}  target: {url}")
         accepted, refused = await saturate(c, run, args.seconds, args.concurrency)
+        results["httpx_closed_loop"] = {
+            "clients": args.concurrency,
+            "accepted_per_s": round(accepted / args.seconds, 1),
+            "refused": refused,
+        }
         print(f"sustained: {accepted / args.seconds:.1f} accepted cases/s over {args.seconds:.0f}s "
               f"({args.concurrency} clients; {refused} refused)")  # fmt: skip
-        saturated = await asyncio.to_thread(wrk_saturate, args.url, int(args.seconds), args.wrk_connections)
+        saturated = await asyncio.to_thread(wrk_saturate, url, int(args.seconds), args.wrk_connections)
         if saturated:
+            results["wrk_closed_loop"] = saturated
             rate, refused = saturated["requests_per_s"], saturated["non_2xx"]
             print(f"sustained with wrk ({saturated['connections']} connections): {rate} requests/s, "
                   f"{refused} not accepted, p99 {saturated['p99']}")  # fmt: skip
-        latencies = sorted(await fixed_rate(c, run, args.rate, args.seconds))
+    # A fresh client: connections idle through the wrk phase have been closed by the server meanwhile.
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30, limits=limits) as c:
+        latencies, failed = await fixed_rate(c, run, args.rate, args.seconds)
+        latencies.sort()
         if latencies:
             p50 = statistics.median(latencies) * 1000
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            results["fixed_rate"] = {
+                "offered_per_s": args.rate,
+                "accepted": len(latencies),
+                "offered": int(args.rate * args.seconds),
+                "not_accepted": failed,
+                "p50_ms": round(p50, 1),
+                "p99_ms": round(p99, 1),
+            }
             print(
-                f"at {args.rate:.0f}/s offered: {len(latencies)} accepted, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+                f"at {args.rate:.0f}/s offered: {len(latencies)} accepted ({failed} not), "
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
             )
+    return results
+
+
+def run_standalone(args: argparse.Namespace) -> dict:
+    """Kafka, PostgreSQL and one intake process of our own; the benchmark; everything stopped again."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    broker = infra.start_kafka(WORK / "kafka", KAFKA_PORT, KAFKA_CONTROLLER_PORT, fresh=True)
+    postgres = infra.start_postgres(WORK / "postgres", POSTGRES_PORT, fresh=True)
+    system = LocalSystem(
+        kafka_bootstrap=broker.bootstrap_servers,
+        postgres_url=f"postgresql://{postgres.user}@{postgres.host}:{postgres.port}",
+        log_dir=WORK / "logs",
+        port_offset=PORT_OFFSET,
+        extra_env={
+            "GRIDLINE_OUTBOX_POLL_INTERVAL_S": "0.2",  # the service's own default, not the tests' 0.05
+            "GRIDLINE_RATE_LIMIT_PER_S": "1000000",  # the per-client limit would refuse the load itself
+            "GRIDLINE_RATE_LIMIT_BURST": "1000000",
+        },
+    )
+    try:
+        postgres.create_databases([system.database_name("intake")])
+        system.start(["intake"], timeout=240)
+        results = asyncio.run(run_bench(args, system.url("intake")))
+    finally:
+        system.stop()
+        broker.stop()
+        postgres.stop()
+    results["versions"] = {"kafka": broker.version, "postgresql": postgres.version}
+    return results
 
 
 WRK_SCRIPT = """
@@ -126,7 +195,7 @@ def wrk_saturate(url: str, seconds: int, connections: int) -> dict | None:
 
     wrk cycles through 64 realistic work orders (categories, towns, texts) and gives every request its own
     order number and caller, so what it measures is new cases, not idempotent replays or duplicates."""
-    wrk = shutil.which("wrk")
+    wrk = shutil.which("wrk") or (infra.apt_install("wrk") or shutil.which("wrk"))
     if not wrk:
         return None
     orders = [hotline_order(i, seed=7) | {"order_no": "ORDERNO", "caller_phone": "PHONE"} for i in range(64)]
@@ -148,7 +217,14 @@ def wrk_saturate(url: str, seconds: int, connections: int) -> dict | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point (also for `make bench`, which passes no arguments: the defaults)."""
-    asyncio.run(run_bench(argv))
+    args = parse(argv)
+    if args.url:
+        asyncio.run(run_bench(args, args.url))
+        return
+    results = {"loadavg_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()]} | run_standalone(args)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "intake.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(f"written: {RESULTS / 'intake.json'}")
 
 
 if __name__ == "__main__":
