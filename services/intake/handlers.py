@@ -57,7 +57,7 @@ class Intake:
     settings: IntakeSettings
     cipher: VaultCipher
     source: str = "/gridline/intake"
-    case_numbers: CaseNumbers = field(default_factory=lambda: CaseNumbers())
+    case_numbers: CaseNumbers = field(default_factory=CaseNumbers)
 
     @classmethod
     def build(cls, engine: AsyncEngine, settings: IntakeSettings, source: str) -> Intake:
@@ -137,10 +137,10 @@ async def record_appeal(
                 remembered = await _remembered(db, idempotency, fingerprint)
                 if remembered is not None:
                     return remembered
-            existing, candidates = await _earlier(db, intake, appeal)
+            existing, match = await _earlier(db, intake, appeal)
             if existing is not None:
                 return _replay(existing, fingerprint, appeal.external_id)
-            recorded = await _insert(db, intake, appeal, fingerprint, candidates)
+            recorded = await _insert(db, intake, appeal, fingerprint, match)
             if recorded.created and idempotency is not None:
                 await db.execute(
                     "INSERT INTO idempotency_keys (client_id, key, fingerprint, case_id, response)"
@@ -159,11 +159,10 @@ async def _insert(
     intake: Intake,
     appeal: domain.Appeal,
     fingerprint: str,
-    candidates: list[domain.OpenCase] | None,
+    match: domain.DuplicateMatch | None,
 ) -> Recorded:
     settings = intake.settings
     now = datetime.now(UTC)
-    match = _duplicate_of(intake, appeal, candidates)
     case_id = domain.case_number(settings.case_id_prefix, now, await intake.case_numbers.next(db))
     primary = match.primary_case_id if match else None
     event = domain.case_received(appeal, case_id, now, settings.citizen_ref_secret, duplicate_of=primary)
@@ -272,19 +271,18 @@ def _dedupe_applies(appeal: domain.Appeal) -> bool:
 
 async def _earlier(
     db: asyncpg.Connection, intake: Intake, appeal: domain.Appeal
-) -> tuple[asyncpg.Record | None, list[domain.OpenCase] | None]:
-    """The earlier submission of this appeal (a retry), and the open cases it may repeat (after taking the
-    dedupe locks, so two repeats arriving together cannot both become primaries)."""
-    if not _dedupe_applies(appeal):
-        return await db.fetchrow(_EXISTING, appeal.source.value, appeal.external_id), None
+) -> tuple[asyncpg.Record | None, domain.DuplicateMatch | None]:
+    """The earlier submission of this appeal (a retry), and the open case it repeats, if any (decided
+    after taking the dedupe locks, so two repeats arriving together cannot both become primaries)."""
     policy = intake.duplicate_policy
     category = appeal.category.category
     ref = domain.citizen_ref(appeal.contact.phone, intake.settings.citizen_ref_secret)
     lat = appeal.location.lat if appeal.location else None
     lon = appeal.location.lon if appeal.location else None
-    keys = dedupe_lock_keys(category, ref, lat, lon, policy)
-    if not keys:  # neither a caller nor a place: nothing it could repeat
-        return await db.fetchrow(_EXISTING, appeal.source.value, appeal.external_id), []
+    # No locks when dedupe does not apply, or with neither a caller nor a place: nothing it could repeat.
+    keys = dedupe_lock_keys(category, ref, lat, lon, policy) if _dedupe_applies(appeal) else []
+    if not keys:
+        return await db.fetchrow(_EXISTING, appeal.source.value, appeal.external_id), None
     await db.execute(_LOCK, keys)
     window = max(policy.same_caller_window, policy.nearby_window)
     d_lat, d_lon = _box(policy, lat) if lat is not None else (0.0, 0.0)
@@ -308,7 +306,7 @@ async def _earlier(
         for r in rows
         if not r["earlier"]
     ]
-    return existing, candidates
+    return existing, domain.find_duplicate(category, ref, lat, lon, appeal.received_at, candidates, policy)
 
 
 _EARLIER = """
@@ -325,19 +323,6 @@ UNION ALL (
     LIMIT 200
 )
 """
-
-
-def _duplicate_of(
-    intake: Intake, appeal: domain.Appeal, candidates: list[domain.OpenCase] | None
-) -> domain.DuplicateMatch | None:
-    if not candidates:
-        return None
-    ref = domain.citizen_ref(appeal.contact.phone, intake.settings.citizen_ref_secret)
-    lat = appeal.location.lat if appeal.location else None
-    lon = appeal.location.lon if appeal.location else None
-    return domain.find_duplicate(
-        appeal.category.category, ref, lat, lon, appeal.received_at, candidates, intake.duplicate_policy
-    )
 
 
 async def _remembered(db: asyncpg.Connection, key: IdempotencyKey, fingerprint: str) -> Recorded | None:
