@@ -63,6 +63,7 @@ from pathlib import Path
 from bench import raw_limits
 from bench._http import ConnectionLost, HttpPool
 from bench._report import plot, ratios, write_markdown
+from bench._stack import Ports, local_stack
 from bench._watch import (
     CaseLog,
     DispatchLog,
@@ -71,7 +72,6 @@ from bench._watch import (
     VisibilityProbe,
     events_consumed,
 )
-from devtools import infra
 from devtools.system import SERVICES, LocalSystem
 from devtools.workload import CST, Workload
 from devtools.workload.followups import DispatchFeed, FollowUpDriver
@@ -393,31 +393,24 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(WORK / "logs", ignore_errors=True)  # the services' logs of this run only
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    broker = infra.start_kafka(WORK / "kafka", KAFKA_PORT, CONTROLLER_PORT, fresh=True)
-    postgres = infra.start_postgres(WORK / "postgres", POSTGRES_PORT, fresh=True)
     intake_url = f"http://127.0.0.1:{SERVICES['intake'] + SERVICE_PORT_OFFSET}"
-    system = LocalSystem(
-        kafka_bootstrap=broker.bootstrap_servers,
-        postgres_url=f"postgresql://{postgres.user}@{postgres.host}:{postgres.port}",
-        log_dir=WORK / "logs",
-        port_offset=SERVICE_PORT_OFFSET,
-        extra_env={
-            "GRIDLINE_OUTBOX_POLL_INTERVAL_S": "0.2",  # the services' own default, not the tests' 0.05
-            "GRIDLINE_RATE_LIMIT_PER_S": "1000000",  # intake's per-client limit would refuse the load itself
-            "GRIDLINE_RATE_LIMIT_BURST": "1000000",
-            "GRIDLINE_NOTIFY_INTAKE_URL": intake_url,
-        },
-    )
-    results: dict = {
-        "cores": os.cpu_count(),
-        "started_at": datetime.now(CST).isoformat(timespec="seconds"),
-        "loadavg_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()],
-        "versions": versions(broker, postgres),
-        "settings": {k: v for k, v in vars(args).items()},
-    }
-    print(f"cores: {os.cpu_count()}; versions: {results['versions']}", flush=True)
-    try:
-        postgres.create_databases([system.database_name(name) for name in SERVICES] + ["bench_raw"])
+    ports = Ports(KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT, SERVICE_PORT_OFFSET)
+    with local_stack(
+        WORK,
+        ports,
+        SERVICES,
+        extra_databases=["bench_raw"],
+        extra_env={"GRIDLINE_NOTIFY_INTAKE_URL": intake_url},
+    ) as stack:
+        broker, postgres, system = stack.broker, stack.postgres, stack.system
+        results: dict = {
+            "cores": os.cpu_count(),
+            "started_at": datetime.now(CST).isoformat(timespec="seconds"),
+            "loadavg_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()],
+            "versions": versions(broker, postgres),
+            "settings": {k: v for k, v in vars(args).items()},
+        }
+        print(f"cores: {os.cpu_count()}; versions: {results['versions']}", flush=True)
         if not args.skip_raw:
             print("raw limits (same Kafka and PostgreSQL, before the services start) ...", flush=True)
             results["raw_limits"] = raw_limits.measure(
@@ -428,10 +421,6 @@ def main(argv: list[str] | None = None) -> None:
         pids = {name: proc.process.pid for name, proc in system.services.items() if proc.process}
         pids |= {"kafka": broker.process.pid, "postgres": postgres.process.pid, "bench": os.getpid()}
         results |= asyncio.run(drive(system, args, pids))
-    finally:
-        system.stop()
-        broker.stop()
-        postgres.stop()
     results["loadavg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["total_seconds"] = round(time.time() - started)
     if "raw_limits" in results:

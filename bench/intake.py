@@ -26,14 +26,14 @@ from pathlib import Path
 
 import httpx
 
+from bench._stack import Ports, local_stack
 from devtools import infra
 from devtools.sample import hotline_order
-from devtools.system import LocalSystem
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-intake"
 RESULTS = REPO / "bench" / "results"
-KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, PORT_OFFSET = 39192, 39193, 39532, 31100
+PORTS = Ports(kafka=39192, kafka_controller=39193, postgres=39532, service_offset=31100)
 KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
 
 
@@ -145,29 +145,10 @@ async def run_bench(args: argparse.Namespace, url: str) -> dict:
 def run_standalone(args: argparse.Namespace) -> dict:
     """Kafka, PostgreSQL and one intake process of our own; the benchmark; everything stopped again."""
     shutil.rmtree(WORK, ignore_errors=True)
-    broker = infra.start_kafka(WORK / "kafka", KAFKA_PORT, KAFKA_CONTROLLER_PORT, fresh=True)
-    postgres = infra.start_postgres(WORK / "postgres", POSTGRES_PORT, fresh=True)
-    system = LocalSystem(
-        kafka_bootstrap=broker.bootstrap_servers,
-        postgres_url=f"postgresql://{postgres.user}@{postgres.host}:{postgres.port}",
-        log_dir=WORK / "logs",
-        port_offset=PORT_OFFSET,
-        extra_env={
-            "GRIDLINE_OUTBOX_POLL_INTERVAL_S": "0.2",  # the service's own default, not the tests' 0.05
-            "GRIDLINE_RATE_LIMIT_PER_S": "1000000",  # the per-client limit would refuse the load itself
-            "GRIDLINE_RATE_LIMIT_BURST": "1000000",
-        },
-    )
-    try:
-        postgres.create_databases([system.database_name("intake")])
-        system.start(["intake"], timeout=240)
-        results = asyncio.run(run_bench(args, system.url("intake")))
-    finally:
-        system.stop()
-        broker.stop()
-        postgres.stop()
-    results["versions"] = {"kafka": broker.version, "postgresql": postgres.version}
-    return results
+    with local_stack(WORK, PORTS, ["intake"]) as stack:
+        stack.system.start(["intake"], timeout=240)
+        results = asyncio.run(run_bench(args, stack.system.url("intake")))
+    return results | {"versions": {"kafka": stack.broker.version, "postgresql": stack.postgres.version}}
 
 
 WRK_SCRIPT = """

@@ -35,12 +35,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from shapely.geometry import shape
 
+from bench._stack import BENCH_ENV, Ports, local_stack
 from contracts.envelope import encode_event
 from contracts.events import Location
-from devtools import infra
 from devtools.system import SERVICES, LocalSystem
 from runtime import kafka
-from runtime.settings import ServiceSettings
 from services.routing.domain.decision import CaseFacts, decide
 from services.routing.domain.refdata import Grid
 from services.routing.refdata_files import DATA_DIR, department_codes, read_bundle
@@ -259,35 +258,20 @@ async def drive(system: LocalSystem, rate: float, seconds: float) -> dict:
 
 def end_to_end(rate: float, seconds: float) -> dict:
     WORK.mkdir(parents=True, exist_ok=True)
-    broker = infra.start_kafka(WORK / "kafka", KAFKA_PORT, KAFKA_CONTROLLER_PORT, fresh=True)
-    postgres = infra.start_postgres(WORK / "postgres", POSTGRES_PORT, fresh=True)
-    system = LocalSystem(
-        kafka_bootstrap=broker.bootstrap_servers,
-        postgres_url=f"postgresql://{postgres.user}@{postgres.host}:{postgres.port}",
-        log_dir=WORK / "logs",
-        port_offset=ROUTING_PORT - SERVICES["routing"],
-    )
-    try:
-        postgres.create_databases([system.database_name("routing")])
-        system.log_dir.mkdir(parents=True, exist_ok=True)
-        # The service's own relay poll interval, not the test profile's faster one.
-        poll_s = ServiceSettings.model_fields["outbox_poll_interval_s"].default
-        routing = system.process("routing", GRIDLINE_OUTBOX_POLL_INTERVAL_S=str(poll_s))
+    ports = Ports(KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, ROUTING_PORT - SERVICES["routing"])
+    with local_stack(WORK, ports, ["routing"]) as stack:
+        stack.system.log_dir.mkdir(parents=True, exist_ok=True)
+        routing = stack.system.process("routing")
         routing.start()
         routing.wait_ready(180)
-        result = asyncio.run(drive(system, rate, seconds))
-        result |= {
+        result = asyncio.run(drive(stack.system, rate, seconds))
+        return result | {
             "path": "CaseReceived produced to the case-events topic (no intake) → routing process → "
             "dispatch topics",
-            "routing_outbox_poll_interval_s": poll_s,
-            "kafka": broker.version,
-            "postgres": postgres.version,
+            "routing_outbox_poll_interval_s": float(BENCH_ENV["GRIDLINE_OUTBOX_POLL_INTERVAL_S"]),
+            "kafka": stack.broker.version,
+            "postgres": stack.postgres.version,
         }
-        return result
-    finally:
-        system.stop()
-        broker.stop()
-        postgres.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
