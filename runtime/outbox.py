@@ -54,7 +54,7 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboundMessage]) ->
                 "topic": m.topic,
                 "key": m.key,
                 "event_type": m.type,
-                "headers": [[name, value.decode()] for name, value in m.headers],
+                "headers": _header_pairs(m),
                 "value": m.value,
             }
             for m in messages
@@ -66,6 +66,11 @@ _ENQUEUE = precompiled(
     insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
     ["event_id", "topic", "key", "event_type", "headers", "value"],
 )
+
+
+def _header_pairs(message: OutboundMessage) -> list[list[str]]:
+    """Kafka headers as the outbox's JSON column holds them: [[name, value], ...]."""
+    return [[name, value.decode()] for name, value in message.headers]
 
 
 def outbox_insert_from_arrays(first: int, join: str = "") -> str:
@@ -89,7 +94,7 @@ def outbox_columns(messages: Sequence[OutboundMessage]) -> tuple[list, list, lis
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.type for m in messages],
-        [orjson.dumps([[name, value.decode()] for name, value in m.headers]).decode() for m in messages],
+        [orjson.dumps(_header_pairs(m)).decode() for m in messages],
         [m.value for m in messages],
     )
 
