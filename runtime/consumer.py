@@ -7,8 +7,10 @@ Each batch of records from one partition is handled in one database transaction:
    are passed over undecoded and leave no inbox row;
 2. one statement claims the whole batch in the inbox (``INSERT … SELECT unnest(…) ON CONFLICT DO
    NOTHING RETURNING``): an event whose id is already there is a redelivery and is skipped;
-3. the claimed events go to the handler — all at once to a batch handler if the service has one (the
-   projection does), otherwise one after another — without a savepoint per event;
+3. the claimed events go to the handler without a savepoint per event: one after another to a plain
+   handler, or through a unit of work that reads what the whole batch needs at once, takes the events
+   one by one and writes what they changed at the end (routing does; the projection's batch handler is
+   one that only acts at the end);
 4. the partition's tracking row is updated and the transaction commits; Kafka offsets are committed
    only after that, so a crash anywhere means redelivery, and redelivery is harmless.
 
@@ -28,6 +30,7 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import sqlalchemy as sa
@@ -69,6 +72,53 @@ class Delivery:
 Handler = Callable[[AsyncConnection, Delivery], Awaitable[None]]
 # Applies many events (in log order) in one go, with the same effect as the handler applied to each.
 BatchHandler = Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[object]]
+
+
+class UnitOfWork(Protocol):
+    """A handler's work over the events of one transaction: ``handle`` takes each (in log order, inside
+    its receive span), ``finish`` writes what they changed. Opened with every event of the batch, so it
+    can read all it needs in one go."""
+
+    async def handle(self, delivery: Delivery) -> None: ...
+
+    async def finish(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[UnitOfWork]]
+
+
+class _Collect:
+    """A batch handler as a unit of work: collects the events, applies them all at the end."""
+
+    def __init__(self, conn: AsyncConnection, apply: BatchHandler) -> None:
+        self._conn = conn
+        self._apply = apply
+        self._deliveries: list[Delivery] = []
+
+    async def handle(self, delivery: Delivery) -> None:
+        self._deliveries.append(delivery)
+
+    async def finish(self) -> None:
+        await self._apply(self._conn, self._deliveries)
+
+
+async def apply_in_unit(
+    open_unit: UnitOfWorkFactory, conn: AsyncConnection, deliveries: Sequence[Delivery]
+) -> None:
+    """Events through one unit of work, as the consumer loop applies a batch (without its spans)."""
+    unit = await open_unit(conn, deliveries)
+    for delivery in deliveries:
+        await unit.handle(delivery)
+    await unit.finish()
+
+
+def collecting(apply: BatchHandler) -> UnitOfWorkFactory:
+    """The unit of work of a handler that applies a whole batch at once."""
+
+    async def open_unit(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> UnitOfWork:
+        return _Collect(conn, apply)
+
+    return open_unit
 
 
 class EventRejected(Exception):
@@ -127,8 +177,9 @@ class EventConsumer:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         engine: AsyncEngine,
-        handler: Handler,
+        handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
+        unit_of_work: UnitOfWorkFactory | None = None,
         handles: Collection[type[CaseEvent]] | None = None,
         batch_size: int = 500,
         fault_exit_after_db_commit: int = 0,
@@ -138,8 +189,13 @@ class EventConsumer:
         self._consumer = consumer
         self._producer = producer
         self._engine = engine
-        self._handler = handler
-        self._batch_handler = batch_handler
+        if batch_handler is not None:
+            unit_of_work = collecting(batch_handler)
+        if unit_of_work is None:
+            if handler is None:
+                raise ValueError(f"consumer {name}: a handler, batch handler or unit of work is needed")
+            unit_of_work = _one_by_one(handler)
+        self._open_unit = unit_of_work
         self._ignored = ignored_type_names(handles)
         self._batch_size = batch_size
         self._fault_exit_after = fault_exit_after_db_commit
@@ -263,16 +319,12 @@ class EventConsumer:
         return outcomes
 
     async def _handle_all(self, conn: AsyncConnection, deliveries: list[Delivery]) -> None:
-        """The optimistic pass: every claimed event, no savepoints."""
-        if self._batch_handler is not None:
-            for delivery in deliveries:  # the receive span still joins each case's trace
-                with self._receive_span(delivery):
-                    pass
-            await self._batch_handler(conn, deliveries)
-            return
+        """The optimistic pass: every claimed event in one unit of work, no savepoints."""
+        unit = await self._open_unit(conn, deliveries)
         for delivery in deliveries:
             with self._receive_span(delivery):
-                await self._handler(conn, delivery)
+                await unit.handle(delivery)
+        await unit.finish()
 
     async def _handle_carefully(self, conn: AsyncConnection, delivery: Delivery) -> tuple[str, str] | None:
         """One event in its own savepoint; returns (reason, detail) if it has to be dead-lettered."""
@@ -280,7 +332,7 @@ class EventConsumer:
         with self._receive_span(delivery):
             try:
                 async with conn.begin_nested():
-                    await self._handler(conn, delivery)
+                    await apply_in_unit(self._open_unit, conn, [delivery])
             except EventRejected as exc:
                 failure = (exc.reason, exc.detail)
             except Exception as exc:
@@ -373,6 +425,27 @@ class EventConsumer:
             partition=record.partition,
             offset=record.offset,
         )
+
+
+class _OneByOne:
+    """A plain handler as a unit of work: each event is applied as it comes."""
+
+    def __init__(self, conn: AsyncConnection, handler: Handler) -> None:
+        self._conn = conn
+        self._handler = handler
+
+    async def handle(self, delivery: Delivery) -> None:
+        await self._handler(self._conn, delivery)
+
+    async def finish(self) -> None:
+        return None
+
+
+def _one_by_one(handler: Handler) -> UnitOfWorkFactory:
+    async def open_unit(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> UnitOfWork:
+        return _OneByOne(conn, handler)
+
+    return open_unit
 
 
 class _RetryCarefully(Exception):

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CaseEvent
 from runtime import kafka, migrations
-from runtime.consumer import BatchHandler, EventConsumer, Handler
+from runtime.consumer import BatchHandler, EventConsumer, Handler, UnitOfWorkFactory
 from runtime.db import create_engine
 from runtime.http_metrics import HttpMetricsMiddleware
 from runtime.logging import configure_logging
@@ -42,13 +42,14 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class ConsumerSpec:
-    """One consumer group of a service: its name (= group id), topics and handler (and optionally a
-    handler that applies a whole batch at once with the same effect)."""
+    """One consumer group of a service: its name (= group id), topics, and how it handles events: a
+    handler per event, a handler of whole batches, or a unit of work per batch (see runtime.consumer)."""
 
     name: str
     topics: Sequence[str]
-    handler: Handler
+    handler: Handler | None = None
     batch_handler: BatchHandler | None = None
+    unit_of_work: UnitOfWorkFactory | None = None
     handles: Collection[type[CaseEvent]] | None = None  # None: every event type
 
 
@@ -138,6 +139,7 @@ def create_app(
                 engine=runtime.engine,
                 handler=spec.handler,
                 batch_handler=spec.batch_handler,
+                unit_of_work=spec.unit_of_work,
                 handles=spec.handles,
                 batch_size=settings.consumer_batch_size,
                 fault_exit_after_db_commit=settings.fault_exit_after_db_commit,

@@ -44,7 +44,7 @@ def build_app(settings: RoutingSettings | None = None) -> FastAPI:
             ConsumerSpec(
                 settings.consumer_group,
                 [settings.case_events_topic],
-                consumer.handler(ctx),
+                unit_of_work=consumer.unit_of_work(ctx),
                 handles=consumer.HANDLES,
             )
         ],

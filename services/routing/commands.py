@@ -18,7 +18,14 @@ from runtime.problems import Problem
 from services.routing.domain import assignment as sm
 from services.routing.domain.assignment import Actor
 from services.routing.domain.decision import ReferenceData, decide
-from services.routing.handlers import CaseRecord, RoutingContext, facts_from, load_case, record_events
+from services.routing.handlers import (
+    CaseBook,
+    CaseRecord,
+    RoutingContext,
+    facts_from,
+    load_case,
+    record_events,
+)
 from services.routing.tables import idempotency_keys
 
 
@@ -111,7 +118,8 @@ async def execute(
 ) -> Outcome:
     """Run one action; 200 with the case view, or a problem. Safe to retry with the same key."""
     async with engine.begin() as conn:
-        record = await load_case(conn, case_id)
+        book = CaseBook(conn)
+        record = await book.get(case_id)
         if record is None:
             raise _not_found(case_id)
         digest = idempotency.request_hash([action, case_id, request])
@@ -129,7 +137,8 @@ async def execute(
         except sm.DomainError as exc:
             raise _domain_problem(exc, record) from exc
         if events:
-            await record_events(conn, ctx, record, events, ref=ref)
+            record_events(book, ctx, record, events, ref=ref)
+            await book.flush()
         body = case_view(record) | {"events": [e.type_name() for e in events]}
         if idempotency_key:
             await idempotency.remember_answer(
@@ -154,7 +163,7 @@ def reroute_for(record_received: dict[str, Any] | None, ref: ReferenceData):
 async def case_for(engine: AsyncEngine, case_id: str, actor: Actor) -> dict[str, Any]:
     """Routing's view of one case, for an operator or a department it concerns."""
     async with engine.connect() as conn:
-        record = await load_case(conn, case_id, lock=False)
+        record = await load_case(conn, case_id)
     if record is None or not record.state.involves(actor):
         raise _not_found(case_id)
     return case_view(record) | {"received_at": (record.received or {}).get("received_at")}

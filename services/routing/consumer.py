@@ -1,15 +1,15 @@
-"""Routing's consumer entrypoint: the case log into the service layer's CaseEventHandler."""
+"""Routing's consumer entrypoint: the case log into the service layer's CaseEvents unit of work."""
 
 from __future__ import annotations
 
 from contracts.events.intake import AppealWithdrawn, CaseClosed, CaseReceived, CaseReopened, DuplicateLinked
-from runtime.consumer import Handler
-from services.routing.handlers import CaseEventHandler, RoutingContext
+from runtime.consumer import UnitOfWorkFactory
+from services.routing.handlers import CaseEvents, RoutingContext
 
-# The event types CaseEventHandler acts on; the consumer loop passes over the others undecoded.
+# The event types CaseEvents acts on; the consumer loop passes over the others undecoded.
 HANDLES = (CaseReceived, DuplicateLinked, CaseClosed, AppealWithdrawn, CaseReopened)
 
 
-def handler(ctx: RoutingContext) -> Handler:
-    """The handler the runtime's consumer loop calls for every case event."""
-    return CaseEventHandler(ctx)
+def unit_of_work(ctx: RoutingContext) -> UnitOfWorkFactory:
+    """What the runtime's consumer loop opens for every batch of case events."""
+    return CaseEvents.factory(ctx)

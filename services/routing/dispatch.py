@@ -127,7 +127,7 @@ def encode_work_item(
     item: WorkItem, *, source: str, topic: str, trace_headers: dict[str, str] | None = None
 ) -> OutboundMessage:
     """The work item as a Kafka message for the outbox, to the department's dispatch ``topic``."""
-    body = item.model_dump(mode="json")
+    value = orjson.dumps(item.model_dump(mode="json"))  # serialised once: the SDK passes bytes through
     ce = CloudEvent(
         attributes={
             "id": item.work_item_id,
@@ -137,18 +137,18 @@ def encode_work_item(
             "time": datetime.now(UTC),
             "datacontenttype": "application/json",
         },
-        data=body,
+        data=value,
     )
     headers = list(to_binary(ce, _FORMAT).headers.items())
-    for name, value in (trace_headers or {}).items():
+    for name, context in (trace_headers or {}).items():
         if name in TRACE_HEADERS:
-            headers.append((name, value.encode()))
+            headers.append((name, context.encode()))
     return OutboundMessage(
         event_id=item.work_item_id,
         topic=topic,
         key=item.case_id,
         headers=headers,
-        value=orjson.dumps(body),
+        value=value,
         type=WORK_ITEM_TYPE,
     )
 

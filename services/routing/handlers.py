@@ -8,15 +8,16 @@ and resolved-on-spot grid reports are not routed; closure, withdrawal and reopen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import orjson
 import sqlalchemy as sa
 import structlog
 from prometheus_client import Counter
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import OutboundMessage, encode_event
@@ -31,8 +32,7 @@ from contracts.events.intake import (
 from contracts.events.routing import Assignee, CaseAssigned, CaseTransferred, RoutingBasis
 from runtime.consumer import Delivery
 from runtime.db import outbox
-from runtime.outbox import current_trace_headers, enqueue
-from runtime.sql import precompiled
+from runtime.outbox import current_trace_headers, outbox_columns, outbox_insert_from_arrays
 from services.routing import dispatch
 from services.routing.config import RoutingSettings
 from services.routing.domain import assignment as sm
@@ -74,40 +74,119 @@ class RoutingContext:
 # --- persistence -------------------------------------------------------------------------------------
 
 
-async def load_case(conn: AsyncConnection, case_id: str, *, lock: bool = True) -> CaseRecord | None:
-    query = sa.select(routing_cases).where(routing_cases.c.case_id == case_id)
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        return None
-    return CaseRecord(CaseRouting.model_validate(row.state), row.received, list(row.decision_event_ids))
-
-
-async def save_case(conn: AsyncConnection, record: CaseRecord) -> None:
-    state = record.state
-    current = state.current if state.status in sm.OPEN_ASSIGNMENT | {Status.REPLIED} else None
-    await conn.execute(
-        _SAVE_CASE,
-        {
-            "case_id": state.case_id,
-            "status": state.status.value,
-            "assignee_kind": current.assignee.kind.value if current else None,
-            "assignee_code": current.assignee.code if current else None,
-            "state": state.model_dump(mode="json"),
-            "received": record.received,
-            "decision_event_ids": record.decision_event_ids,
-        },
+def _record(row: asyncpg.Record) -> CaseRecord:
+    received = row["received"]
+    return CaseRecord(
+        CaseRouting.model_validate_json(row["state"]),
+        orjson.loads(received) if received is not None else None,
+        orjson.loads(row["decision_event_ids"]),
     )
 
 
-_SAVED_COLUMNS = ("status", "assignee_kind", "assignee_code", "state", "received", "decision_event_ids")
-_case_insert = insert(routing_cases)
-_SAVE_CASE = precompiled(
-    _case_insert.on_conflict_do_update(
-        index_elements=["case_id"],
-        set_={name: _case_insert.excluded[name] for name in _SAVED_COLUMNS} | {"updated_at": sa.func.now()},
-    ),
-    ["case_id", *_SAVED_COLUMNS],
+class CaseBook:
+    """The routing cases of one transaction: read together, changed in memory, written together.
+
+    The consumer opens one book per batch of case events: one statement reads and locks every case the
+    batch touches (in case-id order, so two transactions cannot deadlock), the handlers work on the
+    records in memory, and ``flush`` writes every changed case and every queued message in one statement
+    each. An HTTP action keeps a book for its one case. It speaks to asyncpg directly: this is routing's
+    hot path, and SQLAlchemy's overhead per statement was a fifth of routing's CPU."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._records: dict[str, CaseRecord | None] = {}
+        self._changed: dict[str, CaseRecord] = {}
+        self._messages: list[OutboundMessage] = []
+
+    async def _db(self) -> asyncpg.Connection:
+        return (await self.conn.get_raw_connection()).driver_connection
+
+    async def lock(self, case_ids: Iterable[str]) -> None:
+        """Read and lock the cases not read yet (those without a row are remembered as absent)."""
+        wanted = sorted(set(case_ids) - self._records.keys())
+        if not wanted:
+            return
+        rows = await (await self._db()).fetch(_LOAD_CASES, wanted)
+        self._records.update(dict.fromkeys(wanted))
+        self._records.update((row["case_id"], _record(row)) for row in rows)
+
+    async def get(self, case_id: str) -> CaseRecord | None:
+        """The case's record (locked), or None if routing has no row for it."""
+        await self.lock([case_id])
+        return self._records[case_id]
+
+    def save(self, record: CaseRecord) -> None:
+        """Mark the record changed: written at ``flush``."""
+        self._records[record.state.case_id] = record
+        self._changed[record.state.case_id] = record
+
+    def enqueue(self, messages: Sequence[OutboundMessage]) -> None:
+        """Queue messages for the outbox: written at ``flush``."""
+        self._messages += messages
+
+    async def withdraw_unpublished(self, event_ids: Sequence[str]) -> bool:
+        """Take the messages back if none is published yet (True if they were withdrawn)."""
+        ids = set(event_ids)
+        queued = [m for m in self._messages if m.event_id in ids]
+        if queued:  # written by this transaction: nobody can have published them
+            self._messages = [m for m in self._messages if m.event_id not in ids]
+            return len(queued) == len(ids)
+        return await _withdraw_unpublished(self.conn, list(event_ids))
+
+    async def flush(self) -> None:
+        """Write the changed cases and the queued messages (inside the caller's transaction)."""
+        db = await self._db()
+        if self._messages:
+            await db.execute(_ENQUEUE, *outbox_columns(self._messages))
+        if self._changed:
+            await db.execute(_SAVE_CASES, *_case_columns(list(self._changed.values())))
+        self._messages, self._changed = [], {}
+
+
+def _case_columns(records: list[CaseRecord]) -> tuple[list, ...]:
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [])
+    for record in records:
+        state = record.state
+        current = state.current if state.status in sm.OPEN_ASSIGNMENT | {Status.REPLIED} else None
+        values = (
+            state.case_id,
+            state.status.value,
+            current.assignee.kind.value if current else None,
+            current.assignee.code if current else None,
+            state.model_dump_json(),
+            None if record.received is None else orjson.dumps(record.received).decode(),
+            orjson.dumps(record.decision_event_ids).decode(),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+_LOAD_CASES = (
+    "SELECT case_id, state::text AS state, received::text AS received,"
+    " decision_event_ids::text AS decision_event_ids"
+    " FROM routing_cases WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR UPDATE"
 )
+_SAVE_CASES = """
+INSERT INTO routing_cases (case_id, status, assignee_kind, assignee_code, state, received, decision_event_ids)
+SELECT c.case_id, c.status, c.assignee_kind, c.assignee_code, c.state::jsonb, c.received::jsonb,
+       c.decision_event_ids::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+    AS c(case_id, status, assignee_kind, assignee_code, state, received, decision_event_ids)
+ON CONFLICT (case_id) DO UPDATE SET
+    status = excluded.status, assignee_kind = excluded.assignee_kind,
+    assignee_code = excluded.assignee_code, state = excluded.state, received = excluded.received,
+    decision_event_ids = excluded.decision_event_ids, updated_at = now()
+"""
+_ENQUEUE = outbox_insert_from_arrays(1)
+
+
+async def load_case(conn: AsyncConnection, case_id: str) -> CaseRecord | None:
+    """A case's record, read without a lock (for queries)."""
+    row = (await conn.execute(sa.select(routing_cases).where(routing_cases.c.case_id == case_id))).first()
+    if row is None:
+        return None
+    return CaseRecord(CaseRouting.model_validate(row.state), row.received, list(row.decision_event_ids))
 
 
 # --- recording events and work items -----------------------------------------------------------------
@@ -217,8 +296,8 @@ def recall_items(record: CaseRecord, reason: str, now: datetime) -> list[dispatc
     ]
 
 
-async def record_events(
-    conn: AsyncConnection,
+def record_events(
+    book: CaseBook,
     ctx: RoutingContext,
     record: CaseRecord,
     events: Sequence[CaseEvent],
@@ -227,7 +306,7 @@ async def record_events(
     extra_items: Sequence[dispatch.WorkItem] = (),
     first_decision: bool = False,
 ) -> list[OutboundMessage]:
-    """Fold ``events`` into the record, save it, and put events and work items in the outbox.
+    """Fold ``events`` into the record, save it, and queue events and work items for the outbox.
 
     ``first_decision``: remember the messages' ids on the record (a duplicate link that arrives before
     they are published can withdraw them)."""
@@ -246,38 +325,57 @@ async def record_events(
         )
         for item in items
     ]
-    await enqueue(conn, messages)
+    book.enqueue(messages)
     if first_decision:
         record.decision_event_ids = [m.event_id for m in messages]
-    await save_case(conn, record)
+    book.save(record)
     return messages
 
 
 # --- the consumer ------------------------------------------------------------------------------------
 
 
-class CaseEventHandler:
-    """Routing's reaction to the case log (the runtime's consumer loop calls it per event)."""
+class CaseEvents:
+    """Routing's reaction to the case log: a unit of work over one consumed batch (runtime.consumer).
 
-    def __init__(self, ctx: RoutingContext) -> None:
+    Opened with the batch's events, it locks every case they concern in one read; each event then
+    works on the records in memory, and ``finish`` writes them and their messages."""
+
+    def __init__(self, ctx: RoutingContext, book: CaseBook) -> None:
         self.ctx = ctx
+        self.book = book
 
-    async def __call__(self, conn: AsyncConnection, delivery: Delivery) -> None:
+    @classmethod
+    def factory(cls, ctx: RoutingContext):  # noqa: ANN206 - runtime.consumer.UnitOfWorkFactory
+        async def open_unit(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> CaseEvents:
+            book = CaseBook(conn)
+            await book.lock(
+                d.envelope.event.case_id for d in deliveries if type(d.envelope.event).producer != "routing"
+            )
+            return cls(ctx, book)
+
+        return open_unit
+
+    async def handle(self, delivery: Delivery) -> None:
         event = delivery.envelope.event
         if type(event).producer == "routing":
             return  # our own events: the state was updated in the transaction that wrote them
         match event:
             case CaseReceived():
-                await self.on_received(conn, event)
+                await self.on_received(event)
             case DuplicateLinked():
-                await self.on_duplicate(conn, event)
+                await self.on_duplicate(event)
             case CaseClosed() | AppealWithdrawn():
-                await self.on_finished(conn, event)
+                await self.on_finished(event)
             case CaseReopened():
-                await self.on_reopened(conn, event)
+                await self.on_reopened(event)
 
-    async def on_received(self, conn: AsyncConnection, event: CaseReceived) -> None:
-        existing = await load_case(conn, event.case_id)
+    async def finish(self) -> None:
+        await self.book.flush()
+
+    async def on_received(self, event: CaseReceived) -> None:
+        book = self.book
+        existing = await book.get(event.case_id)
         if existing is not None:  # a duplicate link got here first, or a replay of an old event
             log.info("routing.skip_known_case", case_id=event.case_id, status=existing.state.status.value)
             return
@@ -285,15 +383,15 @@ class CaseEventHandler:
         record = CaseRecord(CaseRouting(case_id=event.case_id), received)
         if event.resolved_on_spot:
             record.state = record.state.model_copy(update={"status": Status.RESOLVED_ON_SPOT})
-            await save_case(conn, record)
+            book.save(record)
             log.info("routing.not_routed", case_id=event.case_id, reason="resolved_on_spot")
             return
         if getattr(event, "duplicate_of", None):
             record.state = record.state.model_copy(update={"status": Status.DUPLICATE})
-            await save_case(conn, record)
+            book.save(record)
             log.info("routing.not_routed", case_id=event.case_id, reason="duplicate")
             return
-        ref = await self.ctx.refdata.get(conn)
+        ref = await self.ctx.refdata.get(book.conn)
         decision = decide(facts_from(received), ref)
         DECISIONS.labels(
             decision.basis.method,
@@ -301,7 +399,7 @@ class CaseEventHandler:
             "assigned" if decision.assignee else "triage",
         ).inc()
         events = sm.route(record.state, decision, datetime.now(UTC))
-        await record_events(conn, self.ctx, record, events, ref=ref, first_decision=True)
+        record_events(book, self.ctx, record, events, ref=ref, first_decision=True)
         log.info(
             "routing.decided",
             case_id=event.case_id,
@@ -310,48 +408,48 @@ class CaseEventHandler:
             method=decision.basis.method,
         )
 
-    async def on_duplicate(self, conn: AsyncConnection, event: DuplicateLinked) -> None:
+    async def on_duplicate(self, event: DuplicateLinked) -> None:
         """A duplicate is not routed. If its routing is still unpublished (same batch as CaseReceived,
         the usual order), the decision is withdrawn from the outbox; if departments already have it,
         they are told it is recalled."""
-        record = await load_case(conn, event.case_id)
+        book = self.book
+        record = await book.get(event.case_id)
         if record is None:
-            record = CaseRecord(CaseRouting(case_id=event.case_id, status=Status.DUPLICATE))
-            await save_case(conn, record)
+            book.save(CaseRecord(CaseRouting(case_id=event.case_id, status=Status.DUPLICATE)))
             return
         if record.state.status in sm.FINISHED:
             return
-        if record.decision_event_ids and await _withdraw_unpublished(conn, record.decision_event_ids):
+        if record.decision_event_ids and await book.withdraw_unpublished(record.decision_event_ids):
             record.state = CaseRouting(case_id=event.case_id, status=Status.DUPLICATE)
             record.decision_event_ids = []
-            await save_case(conn, record)
+            book.save(record)
             log.info("routing.decision_withdrawn", case_id=event.case_id, primary=event.primary_case_id)
             return
         items = recall_items(record, f"重复件，已并入 {event.primary_case_id}", event.occurred_at)
         record.state = sm.evolve(record.state, event)
-        await record_events(conn, self.ctx, record, [], extra_items=items)
+        record_events(book, self.ctx, record, [], extra_items=items)
 
-    async def on_finished(self, conn: AsyncConnection, event: CaseClosed | AppealWithdrawn) -> None:
-        record = await load_case(conn, event.case_id)
+    async def on_finished(self, event: CaseClosed | AppealWithdrawn) -> None:
+        record = await self.book.get(event.case_id)
         if record is None:
             return
         reason = "群众撤诉" if isinstance(event, AppealWithdrawn) else f"案件已办结（{event.reason}）"
         items = recall_items(record, reason, event.occurred_at)
         record.state = sm.evolve(record.state, event)
-        await record_events(conn, self.ctx, record, [], extra_items=items)
+        record_events(self.book, self.ctx, record, [], extra_items=items)
 
-    async def on_reopened(self, conn: AsyncConnection, event: CaseReopened) -> None:
-        record = await load_case(conn, event.case_id)
+    async def on_reopened(self, event: CaseReopened) -> None:
+        record = await self.book.get(event.case_id)
         if record is None or record.received is None:
             return
-        ref = await self.ctx.refdata.get(conn)
+        ref = await self.ctx.refdata.get(self.book.conn)
         facts = facts_from(record.received)
 
         def reroute(exclude: frozenset[str]) -> Decision:
             return decide(facts, ref, exclude=exclude)
 
         events = sm.reopen(record.state, event.reason, datetime.now(UTC), reroute=reroute)
-        await record_events(conn, self.ctx, record, events, ref=ref)
+        record_events(self.book, self.ctx, record, events, ref=ref)
 
 
 async def _withdraw_unpublished(conn: AsyncConnection, event_ids: list[str]) -> bool:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from contracts.envelope import decode_message, encode_event
 from contracts.events.routing import CaseAssigned
 from runtime import kafka, migrations
-from runtime.consumer import Delivery, Handler
+from runtime.consumer import Delivery, UnitOfWorkFactory, apply_in_unit
 from runtime.outbox import OutboxRelay
 from services.routing import consumer
 from services.routing.bootstrap import MIGRATIONS, build_app, load_reference_data
@@ -36,19 +36,20 @@ NOISE_RULE = "R-UM-06028"  # shipped matrix: 生态环境分局 (STHJJ), then CG
 
 @dataclass
 class RunningRouting:
-    """Routing's app and its consumer handler in this process, sharing one context (and rule cache),
+    """Routing's app and its consumer's unit of work in this process, sharing one context (and rule cache),
     as in the service process; the lifespan is not run, so the test drives the outbox relay itself."""
 
     settings: RoutingSettings
     app: FastAPI
-    handler: Handler
+    unit_of_work: UnitOfWorkFactory
     client: httpx.AsyncClient
 
     async def receive(self, event) -> None:
         message = encode_event(event, source="/gridline/intake", topic=self.settings.case_events_topic)
         envelope = decode_message(message.key.encode(), message.headers, message.value)
         async with self.app.state.runtime.engine.begin() as conn:
-            await self.handler(conn, Delivery(envelope, self.settings.case_events_topic, 0, 0))
+            delivery = Delivery(envelope, self.settings.case_events_topic, 0, 0)
+            await apply_in_unit(self.unit_of_work, conn, [delivery])
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ async def routing(infrastructure) -> AsyncIterator[RunningRouting]:
     await kafka.ensure_topics(infrastructure.kafka_bootstrap, topics)
     app = build_app(settings)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing")
-    yield RunningRouting(settings, app, consumer.handler(app.state.routing), client)
+    yield RunningRouting(settings, app, consumer.unit_of_work(app.state.routing), client)
     await client.aclose()
     await app.state.runtime.engine.dispose()
 

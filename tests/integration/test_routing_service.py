@@ -21,14 +21,15 @@ from contracts.events import Location
 from contracts.events.intake import DuplicateLinked
 from runtime import kafka, migrations
 from runtime.auth import Principal
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, apply_in_unit
 from runtime.db import outbox
 from runtime.outbox import OutboxRelay
 from runtime.problems import Problem
 from services.routing.commands import actor_for, execute
 from services.routing.config import RoutingSettings
+from services.routing.consumer import unit_of_work
 from services.routing.domain import assignment as sm
-from services.routing.handlers import CaseEventHandler, RoutingContext, load_case
+from services.routing.handlers import RoutingContext, load_case
 from services.routing.refdata_files import read_bundle
 from services.routing.refdata_store import RefDataCache, load_refdata
 from services.routing.tables import refdata_audit, rule_sets
@@ -71,6 +72,11 @@ def delivered(event, topic: str = "t") -> Delivery:
     return Delivery(decode_message(message.key.encode(), message.headers, message.value), topic, 0, 0)
 
 
+async def handle(ctx: RoutingContext, conn, *events) -> None:
+    """Routing's consumer work on ``events`` as one consumed batch: one unit of work, as the loop does."""
+    await apply_in_unit(unit_of_work(ctx), conn, [delivered(event) for event in events])
+
+
 def noise_case(**overrides):
     values = dict(
         category_code="06028",
@@ -109,7 +115,7 @@ async def test_a_received_case_is_assigned_and_a_masked_work_item_reaches_the_de
 ):
     received = noise_case()
     async with engine.begin() as conn:
-        await CaseEventHandler(ctx)(conn, delivered(received))
+        await handle(ctx, conn, received)
 
     rows = await outbox_rows(engine)
     sthjj_topic = ctx.settings.dispatch_topic("STHJJ")
@@ -142,57 +148,68 @@ async def test_a_duplicate_linked_in_the_same_batch_withdraws_the_unpublished_de
         similarity=0.93,
         reason="同一地点同类诉求",
     )
-    handler = CaseEventHandler(ctx)
     async with engine.begin() as conn:
-        await handler(conn, delivered(received))
-        await handler(conn, delivered(link))
+        await handle(ctx, conn, received, link)
     assert await outbox_rows(engine) == []
     async with engine.connect() as conn:
-        assert (await load_case(conn, received.case_id, lock=False)).state.status is sm.Status.DUPLICATE
+        assert (await load_case(conn, received.case_id)).state.status is sm.Status.DUPLICATE
+
+
+async def test_a_duplicate_linked_after_its_decision_was_written_but_not_published_withdraws_it(engine, ctx):
+    received = noise_case()
+    link = DuplicateLinked(
+        case_id=received.case_id, occurred_at=datetime.now(UTC), actor="intake",
+        primary_case_id="ZQ-PRIMARY", similarity=0.93, reason="同一地点同类诉求",
+    )  # fmt: skip
+    async with engine.begin() as conn:
+        await handle(ctx, conn, received)
+    assert len(await outbox_rows(engine)) == 2  # decided and written, the relay has not run
+    async with engine.begin() as conn:
+        await handle(ctx, conn, link)
+    assert await outbox_rows(engine) == []
+    async with engine.connect() as conn:
+        assert (await load_case(conn, received.case_id)).state.status is sm.Status.DUPLICATE
 
 
 async def test_a_duplicate_linked_after_publication_recalls_the_work_item(engine, ctx, producer):
     received = noise_case()
-    handler = CaseEventHandler(ctx)
     async with engine.begin() as conn:
-        await handler(conn, delivered(received))
+        await handle(ctx, conn, received)
     await OutboxRelay(engine, producer).publish_batch()
     link = DuplicateLinked(
         case_id=received.case_id, occurred_at=datetime.now(UTC), actor="intake",
         primary_case_id="ZQ-PRIMARY", similarity=0.9, reason="重复",
     )  # fmt: skip
     async with engine.begin() as conn:
-        await handler(conn, delivered(link))
+        await handle(ctx, conn, link)
     rows = await outbox_rows(engine)
     assert [r.event_type for r in rows][-1] == "gridline.dispatch.work-item.v1" and len(rows) == 3
 
 
 async def test_resolved_on_spot_reports_and_marked_duplicates_are_not_routed(engine, ctx):
-    handler = CaseEventHandler(ctx)
     fixed = noise_case(resolved_on_spot=True, source="grid", actor="grid")
     async with engine.begin() as conn:
-        await handler(conn, delivered(fixed))
+        await handle(ctx, conn, fixed)
     assert await outbox_rows(engine) == []
     async with engine.connect() as conn:
-        assert (await load_case(conn, fixed.case_id, lock=False)).state.status is sm.Status.RESOLVED_ON_SPOT
+        assert (await load_case(conn, fixed.case_id)).state.status is sm.Status.RESOLVED_ON_SPOT
 
 
 async def test_a_case_without_coordinates_or_known_category_goes_to_triage_and_a_point_to_its_grid(
     engine, ctx
 ):
-    handler = CaseEventHandler(ctx)
     unknown = noise_case(category_code="ZZ-404")
     async with engine.begin() as conn:
-        await handler(conn, delivered(unknown))
+        await handle(ctx, conn, unknown)
         ref = await ctx.refdata.get(conn)
     grid = ref.grids[10]
     point = grid.geometry.representative_point()
     garbage = noise_case(category_code="06010", location=Location(lat=point.y, lon=point.x))
     async with engine.begin() as conn:
-        await handler(conn, delivered(garbage))
+        await handle(ctx, conn, garbage)
     async with engine.connect() as conn:
-        triaged = await load_case(conn, unknown.case_id, lock=False)
-        gridded = await load_case(conn, garbage.case_id, lock=False)
+        triaged = await load_case(conn, unknown.case_id)
+        gridded = await load_case(conn, garbage.case_id)
     assert triaged.state.status is sm.Status.TRIAGE
     assert gridded.state.current.assignee.code == grid.code
     assert gridded.state.current.basis.method == "point-in-polygon"
@@ -222,7 +239,7 @@ async def test_loading_unchanged_data_keeps_the_version_and_a_change_makes_a_new
 async def test_actions_are_idempotent_by_key_and_illegal_ones_are_409_naming_the_status(engine, ctx):
     received = noise_case()
     async with engine.begin() as conn:
-        await CaseEventHandler(ctx)(conn, delivered(received))
+        await handle(ctx, conn, received)
     sthjj = Principal("dept-sthjj", frozenset({"department:STHJJ"}))
     actor = actor_for(sthjj)
 

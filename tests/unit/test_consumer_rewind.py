@@ -36,8 +36,12 @@ class RebalancingConsumer:
 
 async def test_rewinding_skips_a_partition_revoked_meanwhile_and_rewinds_the_others():
     fake = RebalancingConsumer()
-    consumer = EventConsumer(name="c", consumer=fake, producer=None, engine=None, handler=None)  # type: ignore[arg-type]
+    consumer = EventConsumer(name="c", consumer=fake, producer=None, engine=None, handler=_unused)  # type: ignore[arg-type]
 
     await consumer._rewind()
 
     assert fake.positions == {KEPT: 42, FRESH: "beginning"}
+
+
+async def _unused(conn, delivery) -> None:
+    raise AssertionError("rewinding handles no event")
