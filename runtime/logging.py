@@ -1,4 +1,10 @@
-"""structlog configuration shared by every service: JSON lines with trace, span and case ids."""
+"""structlog configuration shared by every service: JSON lines with trace, span and case ids.
+
+Gridline's own events take structlog's fast path (a level-filtering bound logger writing rendered lines,
+JSON by orjson); the standard-library records of libraries (uvicorn, aiokafka, SQLAlchemy) go through
+``logging`` with the same processors and renderer to the same stream. Through ``logging`` a routing
+decision's log line cost about half a millisecond, a tenth of routing's CPU per case.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 import re
 import sys
 
+import orjson
 import structlog
 from opentelemetry import trace
 
@@ -36,8 +43,25 @@ def _scrub(_: object, __: str, event_dict: dict) -> dict:
     return event_dict
 
 
+def _json(obj: object, default: object = None, **_: object) -> str:
+    return orjson.dumps(obj, default=default).decode()
+
+
+class _Lines:
+    """Where structlog's own events go: each rendered line straight to stdout."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name  # read by add_logger_name
+
+    def msg(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+    debug = info = warning = error = critical = exception = fatal = msg
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route stdlib and structlog output through one JSON renderer on stdout."""
+    """Route structlog and stdlib output through one JSON renderer on stdout."""
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -47,11 +71,15 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.processors.format_exc_info,
         _scrub,
     ]
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer(serializer=_json)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=_Lines,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
