@@ -211,10 +211,15 @@ class EventConsumer:
             try:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 self.status.assigned = len(self._consumer.assignment())
-                for tp, records in batches.items():
-                    await self._process_partition_batch(tp, records)
-                    await self._consumer.commit({tp: records[-1].offset + 1})
-                    self._update_lag(tp, records[-1].offset)
+                done: dict[TopicPartition, int] = {}
+                try:
+                    for tp, records in batches.items():
+                        await self._process_partition_batch(tp, records)
+                        done[tp] = records[-1].offset + 1
+                        self._update_lag(tp, records[-1].offset)
+                finally:
+                    if done:  # one commit request for every partition whose batch is in the database
+                        await self._consumer.commit(done)
                 self.status.last_error = None
                 backoff = 0.5
             except Exception as exc:
