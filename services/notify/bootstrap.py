@@ -126,7 +126,7 @@ def build_app(settings: NotifySettings | None = None) -> FastAPI:
             ConsumerSpec(
                 settings.consumer_group,
                 [settings.case_events_topic],
-                consumer.handler(notifier),
+                unit_of_work=consumer.unit_of_work(notifier),
                 handles=consumer.HANDLES,
             )
         ],

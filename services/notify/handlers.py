@@ -1,21 +1,24 @@
-"""Notify's consumer handler: fold the event into the case facts, decide the messages, queue them.
+"""Notify's consumer side: fold each event into the case facts, decide the messages, queue them.
 
 Runs inside the consumer's transaction and never touches the network: sending is the delivery worker's
-job, so a slow or dead endpoint can never hold up the case event log.
+job, so a slow or dead endpoint can never hold up the case event log. A consumed batch is one unit of
+work: one read locks the facts of every case in it, events fold in memory, and the changed facts and
+the queued messages are written once at the end.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, apply_in_unit
 from runtime.sql import precompiled
 from services.notify.domain import facts as case_facts
 from services.notify.domain.directory import Directory
@@ -45,20 +48,61 @@ class Notifier:
     satisfaction_url: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    async def open_unit(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> NotifyBatch:
+        """The unit of work of one consumed batch (runtime.consumer), the facts of its cases locked."""
+        batch = NotifyBatch(self, conn)
+        await batch.lock(
+            {d.envelope.event.case_id for d in deliveries if d.envelope.event.producer != "notify"}
+        )
+        return batch
+
     async def handle(self, conn: AsyncConnection, delivery: Delivery) -> None:
-        """Consumer handler: queue every message this event causes (at most once each)."""
+        """Queue every message one event causes (at most once each), as a batch of one."""
+        await apply_in_unit(self.open_unit, conn, [delivery])
+
+
+@dataclass
+class NotifyBatch:
+    """Notify's work on one consumed batch: facts folded in memory, written with the messages at the end."""
+
+    notifier: Notifier
+    conn: AsyncConnection
+    facts: dict[str, case_facts.CaseFacts | None] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    async def lock(self, case_ids: set[str]) -> None:
+        wanted = sorted(case_ids - self.facts.keys())
+        if not wanted:
+            return
+        found = await self.conn.execute(
+            sa.select(case_facts_table.c.case_id, case_facts_table.c.facts)
+            .where(case_facts_table.c.case_id.in_(wanted))
+            .order_by(case_facts_table.c.case_id)
+            .with_for_update()
+        )
+        self.facts.update(dict.fromkeys(wanted))
+        self.facts.update((row.case_id, case_facts.CaseFacts.model_validate(row.facts)) for row in found)
+
+    async def handle(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
         event = envelope.event
         if event.producer == "notify":
             return  # our own NotificationSent/Failed on the shared log
-        facts = await self._fold(conn, event)
-        links = {"satisfaction": self.satisfaction_url.format(case_id=event.case_id)}
-        now = self.clock()
-        rows = []
-        for notice in plan(event, facts, self.table, self.directory, self.renderer, links):
-            if notice.once_per_case and await _already_told(conn, event.case_id, notice):
+        await self.lock({event.case_id})
+        before = self.facts[event.case_id]
+        facts = case_facts.apply(before, event)
+        if facts != before:
+            self.facts[event.case_id] = facts
+            self.changed.add(event.case_id)
+        notifier = self.notifier
+        links = {"satisfaction": notifier.satisfaction_url.format(case_id=event.case_id)}
+        now = notifier.clock()
+        quiet = notifier.quiet_hours
+        for notice in plan(event, facts, notifier.table, notifier.directory, notifier.renderer, links):
+            if notice.once_per_case and await self._already_told(event.case_id, notice):
                 continue
-            rows.append(
+            self.rows.append(
                 {
                     "id": notification_id(envelope.id, notice.recipient, notice.channel),
                     "case_id": event.case_id,
@@ -75,29 +119,42 @@ class Notifier:
                     "payload": notice.payload,
                     "quiet_hours": notice.quiet_hours,
                     "trace_headers": envelope.trace_headers,
-                    "next_attempt_at": self.quiet_hours.next_allowed(now) if notice.quiet_hours else now,
-                    "deferred_reason": "quiet-hours"
-                    if notice.quiet_hours and self.quiet_hours.contains(now)
-                    else None,
+                    "next_attempt_at": quiet.next_allowed(now) if notice.quiet_hours else now,
+                    "deferred_reason": "quiet-hours" if notice.quiet_hours and quiet.contains(now) else None,
                 }
             )
-        if rows:
-            await conn.execute(_QUEUE_DELIVERY, rows)
 
-    async def _fold(self, conn: AsyncConnection, event) -> case_facts.CaseFacts:
-        row = (
-            await conn.execute(
-                sa.select(case_facts_table.c.facts)
-                .where(case_facts_table.c.case_id == event.case_id)
-                .with_for_update()
+    async def finish(self) -> None:
+        if self.changed:
+            await self.conn.execute(
+                _SAVE_FACTS,
+                [
+                    {"case_id": case_id, "facts": self.facts[case_id].model_dump(mode="json")}  # type: ignore[union-attr]
+                    for case_id in sorted(self.changed)
+                ],
             )
-        ).first()
-        before = case_facts.CaseFacts.model_validate(row.facts) if row else None
-        after = case_facts.apply(before, event)
-        if after != before:
-            data = after.model_dump(mode="json")
-            await conn.execute(_SAVE_FACTS, {"case_id": event.case_id, "facts": data})
-        return after
+        if self.rows:
+            await self.conn.execute(_QUEUE_DELIVERY, self.rows)
+        self.changed, self.rows = set(), []
+
+    async def _already_told(self, case_id: str, notice: Notice) -> bool:
+        """A once-per-case message already queued, in this batch or before."""
+        if any(
+            (row["case_id"], row["recipient"], row["template"])
+            == (case_id, notice.recipient, notice.template)
+            for row in self.rows
+        ):
+            return True
+        found = await self.conn.execute(
+            sa.select(deliveries.c.id)
+            .where(
+                deliveries.c.case_id == case_id,
+                deliveries.c.recipient == notice.recipient,
+                deliveries.c.template == notice.template,
+            )
+            .limit(1)
+        )
+        return found.first() is not None
 
 
 _DELIVERY_COLUMNS = (
@@ -129,16 +186,3 @@ _SAVE_FACTS = precompiled(
     ),
     ["case_id", "facts"],
 )
-
-
-async def _already_told(conn: AsyncConnection, case_id: str, notice: Notice) -> bool:
-    found = await conn.execute(
-        sa.select(deliveries.c.id)
-        .where(
-            deliveries.c.case_id == case_id,
-            deliveries.c.recipient == notice.recipient,
-            deliveries.c.template == notice.template,
-        )
-        .limit(1)
-    )
-    return found.first() is not None

@@ -238,11 +238,12 @@ async def running_worker(settings, engine, directory, contacts, **kwargs):
 
 
 @contextlib.asynccontextmanager
-async def running_consumer(infrastructure, engine, producer, topic, handler, group):
+async def running_consumer(infrastructure, engine, producer, topic, open_unit, group):
+    """Notify's consumer as the service runs it: a unit of work per consumed batch."""
     client = kafka.create_consumer(infrastructure.kafka_bootstrap, group, topic)
     await client.start()
     consumer = EventConsumer(
-        name="it-notify", consumer=client, producer=producer, engine=engine, handler=handler
+        name="it-notify", consumer=client, producer=producer, engine=engine, unit_of_work=open_unit
     )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
@@ -296,7 +297,7 @@ async def test_one_case_life_produces_exactly_the_expected_messages_in_chinese_w
 
     async with (
         running_worker(settings, notify_engine, directory, contacts),
-        running_consumer(infrastructure, notify_engine, producer, topic, notifier.handle, "g-life"),
+        running_consumer(infrastructure, notify_engine, producer, topic, notifier.open_unit, "g-life"),
     ):
         await eventually(lambda: all_done(notify_engine, len(case_life.EXPECTED)))
 
@@ -355,18 +356,20 @@ async def test_replayed_events_send_nothing_twice_even_with_the_inbox_wiped(
     expected = len(case_life.EXPECTED)
 
     async with running_worker(settings, notify_engine, directory, contacts):
-        async with running_consumer(infrastructure, notify_engine, producer, topic, notifier.handle, "g-1"):
+        async with running_consumer(
+            infrastructure, notify_engine, producer, topic, notifier.open_unit, "g-1"
+        ):
             await eventually(lambda: all_done(notify_engine, expected))
         # Offsets reset: a new group reads the topic from the start (the inbox recognises every event).
         async with running_consumer(
-            infrastructure, notify_engine, producer, topic, notifier.handle, "g-2"
+            infrastructure, notify_engine, producer, topic, notifier.open_unit, "g-2"
         ) as c:
             await eventually(lambda: _processed(c, len(events)))
         # Worse: the inbox is gone, so the handler really runs again on every event.
         async with notify_engine.begin() as conn:
             await conn.execute(sa.delete(inbox))
         async with running_consumer(
-            infrastructure, notify_engine, producer, topic, notifier.handle, "g-3"
+            infrastructure, notify_engine, producer, topic, notifier.open_unit, "g-3"
         ) as c:
             await eventually(lambda: _processed(c, len(events)))
             # A fresh event after the replay: once its message is out, anything replayed would be out too.
