@@ -38,6 +38,13 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(500, description="Most outbox rows the relay publishes in one claim.")
     outbox_poll_interval_s: float = Field(0.2, description="Relay poll interval when no write woke it.")
     db_pool_size: int = Field(5, description="SQLAlchemy connection pool size (2-core boxes need few).")
+    db_pool_pre_ping: bool = Field(
+        True,
+        description=(
+            "Test a pooled connection with a round trip each time it is taken. Off, a connection broken by "
+            "a database restart fails one operation, answered or retried as an outage (503, rewind)."
+        ),
+    )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_json: bool = Field(True, description="Emit JSON log lines (structlog); false gives console lines.")
     run_migrations_on_start: bool = Field(True, description="Apply Alembic migrations before serving.")
