@@ -143,6 +143,21 @@ def write_markdown(results: dict, path: Path) -> str:
             f"= {replay['end_to_end_cases_per_s']} cases/s end to end "
             f"(a Zhangqiu year of 600,000 at this rate: {replay['zhangqiu_year_at_this_rate_hours']} h).",
         ]
+        if pg := replay.get("postgres_statements"):
+            lines += [
+                "",
+                f"PostgreSQL during the replay (pg_stat_statements): {pg['calls_per_case']} statements and "
+                f"{pg['exec_ms_per_case']} ms of execution per case; connections opened: "
+                f"{pg['sessions_opened']}; the statements that took the most:",
+                "",
+                "| database | statement | calls/case | rows/call | ms/case | share |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {t['database']} | `{t['statement'].replace('|', '/')}` | {t['calls_per_case']} | "
+                f"{t['rows_per_call']} | {t['exec_ms_per_case']} | {t['share']:.0%} |"
+                for t in pg["top"]
+            ]
     if raw := results.get("raw_limits"):
         lines += ["", "Raw limits, same Kafka and PostgreSQL, same run:", ""]
         lines += [

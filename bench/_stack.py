@@ -43,13 +43,16 @@ def local_stack(
     *,
     extra_databases: Iterable[str] = (),
     extra_env: dict[str, str] | None = None,
+    statement_stats: bool = False,
 ) -> Iterator[Stack]:
     """Kafka and PostgreSQL started fresh under ``work`` with the databases of ``services`` (and
     ``extra_databases``) created; the services' processes are the caller's to start. Everything is
-    stopped on the way out."""
+    stopped on the way out. ``statement_stats``: PostgreSQL keeps pg_stat_statements."""
     broker = infra.start_kafka(work / "kafka", ports.kafka, ports.kafka_controller, fresh=True)
     try:
-        postgres = infra.start_postgres(work / "postgres", ports.postgres, fresh=True)
+        postgres = infra.start_postgres(
+            work / "postgres", ports.postgres, fresh=True, statement_stats=statement_stats
+        )
         system = LocalSystem(
             kafka_bootstrap=broker.bootstrap_servers,
             postgres_url=f"postgresql://{postgres.user}@{postgres.host}:{postgres.port}",

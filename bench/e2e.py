@@ -60,7 +60,7 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import raw_limits
+from bench import _pgstat, raw_limits
 from bench._http import ConnectionLost, HttpPool
 from bench._report import plot, ratios, write_markdown
 from bench._stack import Ports, local_stack
@@ -287,6 +287,7 @@ class Bench:
 
     async def replay(self, count: int, concurrency: int) -> dict:
         before = set(self.accepted)
+        sessions = await _pgstat.reset(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
         cpu0 = self.sampler.cpu_seconds()
         remaining = iter(range(count))
@@ -313,6 +314,7 @@ class Bench:
         wall = max(self.progress.visible[c] for c in projected) - wall_started if projected else None
         cpu1 = self.sampler.cpu_seconds()
         cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu1}
+        statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
         return {
             "cases": count,
             "concurrency": concurrency,
@@ -330,6 +332,7 @@ class Bench:
             "zhangqiu_year_at_this_rate_hours": round(600_000 / (len(projected) / wall) / 3600, 1)
             if wall
             else None,
+            "postgres_statements": statements,
         }
 
 
@@ -401,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
         SERVICES,
         extra_databases=["bench_raw"],
         extra_env={"GRIDLINE_NOTIFY_INTAKE_URL": intake_url},
+        statement_stats=True,
     ) as stack:
         broker, postgres, system = stack.broker, stack.postgres, stack.system
         results: dict = {

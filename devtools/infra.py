@@ -412,8 +412,16 @@ def _server_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam(PG_ROLE)
 
 
-def prepare_postgres(datadir: Path, port: int, fresh: bool = False, fast_unsafe: bool = False) -> list[str]:
-    """Install PostgreSQL if missing and initdb `datadir` if new; return the `postgres` argv."""
+def prepare_postgres(
+    datadir: Path,
+    port: int,
+    fresh: bool = False,
+    fast_unsafe: bool = False,
+    statement_stats: bool = False,
+) -> list[str]:
+    """Install PostgreSQL if missing and initdb `datadir` if new; return the `postgres` argv.
+
+    `statement_stats` loads pg_stat_statements (the benchmarks' per-statement profile)."""
     _require_free(port)
     datadir, user = datadir.resolve(), _server_user()
     if fresh:
@@ -432,16 +440,20 @@ def prepare_postgres(datadir: Path, port: int, fresh: bool = False, fast_unsafe:
     settings = {"listen_addresses": HOST, "unix_socket_directories": "", "max_connections": "200"}
     if fast_unsafe:  # throwaway test data only: a crash can corrupt the cluster
         settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    if statement_stats:
+        settings |= {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
     cmd = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
     return cmd + [arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")]
 
 
-def start_postgres(datadir: Path, port: int, fresh: bool = False, fast_unsafe: bool = False) -> LocalPostgres:
+def start_postgres(
+    datadir: Path, port: int, fresh: bool = False, fast_unsafe: bool = False, statement_stats: bool = False
+) -> LocalPostgres:
     """Start PostgreSQL on 127.0.0.1:`port` (log: `<datadir>.log`) and wait until it accepts connections.
 
     `fresh` wipes `datadir` first; `fast_unsafe` turns fsync off (test profile only).
     """
-    cmd = prepare_postgres(datadir, port, fresh, fast_unsafe)
+    cmd = prepare_postgres(datadir, port, fresh, fast_unsafe, statement_stats)
     log = datadir.resolve().with_name(datadir.name + ".log")
     if fresh:
         log.unlink(missing_ok=True)

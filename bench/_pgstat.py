@@ -1,0 +1,74 @@
+"""PostgreSQL's own profile of a benchmark phase (pg_stat_statements): which statements take its time.
+
+The bench's PostgreSQL is started with the module loaded (``local_stack(statement_stats=True)``);
+``reset`` before the phase, ``top`` after it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+
+
+async def _connect(server_url: str) -> asyncpg.Connection:
+    db = await asyncpg.connect(f"{server_url}/postgres")
+    await db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return db
+
+
+async def reset(server_url: str) -> dict[str, int]:
+    """Clear the statement statistics; returns the sessions opened so far per database (for ``top``)."""
+    db = await _connect(server_url)
+    try:
+        await db.execute("SELECT pg_stat_statements_reset()")
+        return await _sessions(db)
+    finally:
+        await db.close()
+
+
+async def _sessions(db: asyncpg.Connection) -> dict[str, int]:
+    rows = await db.fetch("SELECT datname, sessions FROM pg_stat_database WHERE datname IS NOT NULL")
+    return {row["datname"]: row["sessions"] for row in rows}
+
+
+async def top(server_url: str, cases: int, sessions_before: dict[str, int], limit: int = 12) -> dict:
+    """Execution time and calls per case in all, the ``limit`` statements that took the most time, and
+    the connections each database was opened for since ``reset``."""
+    db = await _connect(server_url)
+    try:
+        sessions = await _sessions(db)
+        total = await db.fetchrow(
+            "SELECT sum(total_exec_time)::float8 AS ms, sum(calls)::bigint AS calls FROM pg_stat_statements"
+            " WHERE query NOT LIKE '%pg_stat_statements%'"
+        )
+        rows = await db.fetch(
+            "SELECT d.datname AS database, s.query, s.calls, s.rows, s.total_exec_time AS ms"
+            " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE s.query NOT LIKE '%pg_stat_statements%'"
+            " ORDER BY s.total_exec_time DESC LIMIT $1",
+            limit,
+        )
+    finally:
+        await db.close()
+    per = max(cases, 1)
+    return {
+        "sessions_opened": {
+            name: count - sessions_before.get(name, 0)
+            for name, count in sorted(sessions.items())
+            if count - sessions_before.get(name, 0) > 0 and name != "postgres"
+        },
+        "exec_ms_per_case": round((total["ms"] or 0) / per, 2),
+        "calls_per_case": round((total["calls"] or 0) / per, 1),
+        "top": [
+            {
+                "database": row["database"],
+                "statement": re.sub(r"\s+", " ", row["query"]).strip()[:160],
+                "calls_per_case": round(row["calls"] / per, 2),
+                "rows_per_call": round(row["rows"] / row["calls"], 1) if row["calls"] else 0,
+                "exec_ms_per_case": round(row["ms"] / per, 3),
+                "share": round(row["ms"] / total["ms"], 3) if total["ms"] else 0,
+            }
+            for row in rows
+        ],
+    }
