@@ -37,7 +37,13 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(500, description="Most events a consumer handles in one transaction.")
     outbox_batch_size: int = Field(500, description="Most outbox rows the relay publishes in one claim.")
     outbox_poll_interval_s: float = Field(0.2, description="Relay poll interval when no write woke it.")
-    db_pool_size: int = Field(5, description="SQLAlchemy connection pool size (2-core boxes need few).")
+    db_pool_size: int = Field(
+        10,
+        description=(
+            "Most database connections of the process (SQLAlchemy pool, opened as needed and kept; no "
+            "overflow connections, which were opened and closed again under bursts)."
+        ),
+    )
     db_pool_pre_ping: bool = Field(
         True,
         description=(
