@@ -7,8 +7,10 @@
 Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 35092/35093 and
 35432, PostgreSQL with its durable defaults) and the five services as processes (devtools.system, their own
 settings except ports 35101–35105, intake's per-client rate limit lifted, notify pointed at this intake).
-No gateway: clients talk to each service's port. notify's mail, SMS and webhook endpoints are not running,
-so its deliveries fail and back off as they would during an outage of those systems.
+No gateway: clients talk to each service's port. notify delivers to devtools.sinks (mail on 2525, SMS gateway
+and grid-app webhooks on notify's default ports), as under `make run`; the sinks' CPU is reported apart
+from Gridline's, like the bench's own. (Before, nothing listened there: every delivery failed, retried
+and tripped circuits, and that churn was counted as the cost of a case.)
 
 1. Raw limits first (bench/raw_limits.measure on the same Kafka and PostgreSQL, before the services start).
 2. Stepped load: for each offered rate (cases/s), ``--step-seconds`` of devtools.workload submissions
@@ -55,7 +57,10 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -82,6 +87,7 @@ REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-e2e"
 RESULTS = REPO / "bench" / "results"
 KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT, RAW_HTTP_PORT = 35092, 35093, 35432, 35501
+SINK_SMTP_PORT = 2525  # devtools.sinks' webhook (9310) and SMS gateway (9320) ports are notify's defaults
 SERVICE_PORT_OFFSET = 35101 - SERVICES["intake"]
 OPERATOR_KEY = "dev-operator-key"
 PROJECTION_GROUP = "gridline-projection"
@@ -118,13 +124,17 @@ def quantiles(values: list[float]) -> dict[str, float] | None:
     }
 
 
+# Processes that are not Gridline: the load generator and the stand-ins for mail, SMS and webhooks.
+OUTSIDE = ("bench", "sinks")
+
+
 def per_case(cpu_seconds: dict[str, float], cases: int) -> dict[str, float]:
     """CPU milliseconds per accepted case, per process and in total (and the ceiling that implies)."""
     if not cases:
         return {}
     ms = {k: round(v * 1000 / cases, 1) for k, v in cpu_seconds.items()}
     ms["total"] = round(sum(cpu_seconds.values()) * 1000 / cases, 1)
-    gridline = sum(v for k, v in cpu_seconds.items() if k != "bench") * 1000 / cases
+    gridline = sum(v for k, v in cpu_seconds.items() if k not in OUTSIDE) * 1000 / cases
     ms["cases_per_s_if_all_cores_were_gridlines"] = round((os.cpu_count() or 1) * 1000 / gridline, 1)
     return ms
 
@@ -390,6 +400,28 @@ def versions(broker, postgres) -> dict:
     return found
 
 
+@contextlib.contextmanager
+def sinks(log_dir: Path) -> Iterator[int]:
+    """devtools.sinks (mail, SMS gateway, grid-app webhooks) as `make run` has them, so notify delivers
+    rather than failing, retrying and tripping circuits; yields its pid."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "sinks.log").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devtools.sinks"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, GRIDLINE_SINK_SMTP_PORT=str(SINK_SMTP_PORT)),
+        )
+    try:
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # "not leader" while new topics settle: noise
@@ -403,7 +435,10 @@ def main(argv: list[str] | None = None) -> None:
         ports,
         SERVICES,
         extra_databases=["bench_raw"],
-        extra_env={"GRIDLINE_NOTIFY_INTAKE_URL": intake_url},
+        extra_env={
+            "GRIDLINE_NOTIFY_INTAKE_URL": intake_url,
+            "GRIDLINE_NOTIFY_SMTP_PORT": str(SINK_SMTP_PORT),
+        },
         statement_stats=True,
     ) as stack:
         broker, postgres, system = stack.broker, stack.postgres, stack.system
@@ -421,10 +456,11 @@ def main(argv: list[str] | None = None) -> None:
                 broker.bootstrap_servers, postgres.dsn("bench_raw"), RAW_HTTP_PORT, WORK / "raw"
             )
             print(f"raw limits: {results['raw_limits']}", flush=True)
-        system.start(timeout=240)
-        pids = {name: proc.process.pid for name, proc in system.services.items() if proc.process}
-        pids |= {"kafka": broker.process.pid, "postgres": postgres.process.pid, "bench": os.getpid()}
-        results |= asyncio.run(drive(system, args, pids))
+        with sinks(system.log_dir) as sinks_pid:
+            system.start(timeout=240)
+            pids = {name: proc.process.pid for name, proc in system.services.items() if proc.process}
+            pids |= {"kafka": broker.process.pid, "postgres": postgres.process.pid, "bench": os.getpid()}
+            results |= asyncio.run(drive(system, args, pids | {"sinks": sinks_pid}))
     results["loadavg_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["total_seconds"] = round(time.time() - started)
     if "raw_limits" in results:
