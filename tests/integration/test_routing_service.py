@@ -77,6 +77,13 @@ async def handle(ctx: RoutingContext, conn, *events) -> None:
     await apply_in_unit(unit_of_work(ctx), conn, [delivered(event) for event in events])
 
 
+def duplicate_link(case_id: str) -> DuplicateLinked:
+    return DuplicateLinked(
+        case_id=case_id, occurred_at=datetime.now(UTC), actor="intake",
+        primary_case_id="ZQ-PRIMARY", similarity=0.93, reason="同一地点同类诉求",
+    )  # fmt: skip
+
+
 def noise_case(**overrides):
     values = dict(
         category_code="06028",
@@ -140,14 +147,7 @@ async def test_a_received_case_is_assigned_and_a_masked_work_item_reaches_the_de
 
 async def test_a_duplicate_linked_in_the_same_batch_withdraws_the_unpublished_decision(engine, ctx):
     received = noise_case()
-    link = DuplicateLinked(
-        case_id=received.case_id,
-        occurred_at=datetime.now(UTC),
-        actor="intake",
-        primary_case_id="ZQ-PRIMARY",
-        similarity=0.93,
-        reason="同一地点同类诉求",
-    )
+    link = duplicate_link(received.case_id)
     async with engine.begin() as conn:
         await handle(ctx, conn, received, link)
     assert await outbox_rows(engine) == []
@@ -157,10 +157,7 @@ async def test_a_duplicate_linked_in_the_same_batch_withdraws_the_unpublished_de
 
 async def test_a_duplicate_linked_after_its_decision_was_written_but_not_published_withdraws_it(engine, ctx):
     received = noise_case()
-    link = DuplicateLinked(
-        case_id=received.case_id, occurred_at=datetime.now(UTC), actor="intake",
-        primary_case_id="ZQ-PRIMARY", similarity=0.93, reason="同一地点同类诉求",
-    )  # fmt: skip
+    link = duplicate_link(received.case_id)
     async with engine.begin() as conn:
         await handle(ctx, conn, received)
     assert len(await outbox_rows(engine)) == 2  # decided and written, the relay has not run
@@ -176,12 +173,8 @@ async def test_a_duplicate_linked_after_publication_recalls_the_work_item(engine
     async with engine.begin() as conn:
         await handle(ctx, conn, received)
     await OutboxRelay(engine, producer).publish_batch()
-    link = DuplicateLinked(
-        case_id=received.case_id, occurred_at=datetime.now(UTC), actor="intake",
-        primary_case_id="ZQ-PRIMARY", similarity=0.9, reason="重复",
-    )  # fmt: skip
     async with engine.begin() as conn:
-        await handle(ctx, conn, link)
+        await handle(ctx, conn, duplicate_link(received.case_id))
     rows = await outbox_rows(engine)
     assert [r.event_type for r in rows][-1] == "gridline.dispatch.work-item.v1" and len(rows) == 3
 
