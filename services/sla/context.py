@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,14 +71,22 @@ class SlaContext:
 
     def message(self, event: CaseEvent, *identity: object) -> OutboundMessage:
         """An outbox message whose event id is derived from ``identity`` (same facts, same id)."""
-        event_id = str(uuid.uuid5(_IDS, "|".join(str(part) for part in (event.case_id, *identity))))
-        return encode_event(
-            event,
-            source=self.source,
-            topic=self.settings.case_events_topic,
-            trace_headers=current_trace_headers(),
-            event_id=event_id,
-        )
+        return self.messages([(event, identity)])[0]
+
+    def messages(self, events: Sequence[tuple[CaseEvent, Sequence[object]]]) -> list[OutboundMessage]:
+        """``message`` for many (event, identity) pairs at once, carrying the current trace."""
+        trace = current_trace_headers()
+        topic = self.settings.case_events_topic
+        return [
+            encode_event(
+                event,
+                source=self.source,
+                topic=topic,
+                trace_headers=trace,
+                event_id=str(uuid.uuid5(_IDS, "|".join([event.case_id, *map(str, identity)]))),
+            )
+            for event, identity in events
+        ]
 
 
 def make_clock(settings: SlaSettings) -> Clock:
