@@ -3,6 +3,7 @@ turn an event into an outbox message with a deterministic id (so a retried write
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -83,10 +84,19 @@ class SlaContext:
                 source=self.source,
                 topic=topic,
                 trace_headers=trace,
-                event_id=str(uuid.uuid5(_IDS, "|".join([event.case_id, *map(str, identity)]))),
+                event_id=event_id("|".join([event.case_id, *map(str, identity)])),
             )
             for event, identity in events
         ]
+
+
+def event_id(name: str) -> str:
+    """``str(uuid.uuid5(_IDS, name))``, without building a UUID object (a tenth of firing a timer's CPU)."""
+    digest = bytearray(hashlib.sha1(_IDS.bytes + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def make_clock(settings: SlaSettings) -> Clock:

@@ -188,8 +188,8 @@ async def cancel_timers(
 
 # Claim and mark fired in one statement: the rows stay locked (FOR UPDATE SKIP LOCKED, so replicas take
 # disjoint batches) until the caller's transaction, which also writes their events, commits. A red card
-# comes with its stage's policy (whether it starts the escalation ladder); ``has_deadline`` is false
-# when the stage has no deadline row.
+# comes with its stage's policy (whether it starts the escalation ladder), NULL when the stage has no
+# deadline row; a lookup per red card, not a join the planner may turn into a scan of every deadline.
 _FIRE_DUE = """
 WITH due AS (
     SELECT id FROM sla_timers
@@ -200,8 +200,10 @@ WITH due AS (
     UPDATE sla_timers t SET fired_at = $1 FROM due WHERE t.id = due.id
     RETURNING t.id, t.case_id, t.stage, t.kind, t.generation, t.due_at, t.deadline_due_at, t.assignment_id
 )
-SELECT f.*, d.policy_id, d.case_id IS NOT NULL AS has_deadline
-FROM fired f LEFT JOIN sla_deadlines d ON f.kind = 'red' AND d.case_id = f.case_id AND d.stage = f.stage
+SELECT f.*, CASE WHEN f.kind = 'red' THEN (
+    SELECT d.policy_id FROM sla_deadlines d WHERE d.case_id = f.case_id AND d.stage = f.stage
+) END AS policy_id
+FROM fired f
 ORDER BY f.due_at, f.id
 """
 

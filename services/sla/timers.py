@@ -195,7 +195,7 @@ class TimerRunner:
 
     def _escalates(self, red: sa.Row) -> bool:
         """Whether a red card's stage starts the ladder (a stage without a deadline row does)."""
-        return not red.has_deadline or handlers.escalates(self._ctx, red.policy_id, red.stage)
+        return red.policy_id is None or handlers.escalates(self._ctx, red.policy_id, red.stage)
 
 
 async def _until(stop: asyncio.Event, ready: asyncio.Event) -> None:
