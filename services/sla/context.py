@@ -22,6 +22,7 @@ from services.sla.domain.calendar import OfficeHours, WorkingCalendar
 from services.sla.domain.policy import PolicyTable, load_policy_table
 
 _IDS = uuid.UUID("6f1c1f0e-5a7e-4d59-9a43-3f1b1c0c5a11")
+_ID_NAMESPACE = _IDS.bytes  # UUID.bytes is computed anew on every access
 
 
 @dataclass
@@ -92,7 +93,7 @@ class SlaContext:
 
 def event_id(name: str) -> str:
     """``str(uuid.uuid5(_IDS, name))``, without building a UUID object (a tenth of firing a timer's CPU)."""
-    digest = bytearray(hashlib.sha1(_IDS.bytes + name.encode(), usedforsecurity=False).digest()[:16])
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE + name.encode(), usedforsecurity=False).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
