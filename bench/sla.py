@@ -199,14 +199,8 @@ async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSett
                 sa.text("SELECT event_type, pg_xact_commit_timestamp(xmin) AS committed FROM outbox")
             )
         ).all()
-        plan = (
-            await conn.execute(
-                sa.text(
-                    "EXPLAIN SELECT * FROM sla_timers WHERE due_at <= now() AND fired_at IS NULL "
-                    "AND cancelled_at IS NULL ORDER BY due_at LIMIT 500 FOR UPDATE SKIP LOCKED"
-                )
-            )
-        ).all()
+        claim = (ctx.now(), settings.sla_timer_batch_size)
+        plan = [row[0] for row in (await conn.exec_driver_sql("EXPLAIN " + store._FIRE_DUE, claim)).all()]
     cards = sorted(r.committed.timestamp() - due_real for r in rows if ".escalated." not in r.event_type)
     ladder = sorted(r.committed.timestamp() - due_real for r in rows if ".escalated." in r.event_type)
     last = max(cards[-1] if cards else 0.0, ladder[-1] if ladder else 0.0)
@@ -223,7 +217,7 @@ async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSett
         "runner_batch_size": settings.sla_timer_batch_size,
         "runner_concurrency": settings.sla_timer_concurrency,
         "runner_idle_poll_s": settings.sla_timer_idle_poll_s,
-        "claim_plan": plan[0][0].strip(),
+        "claim_plan": next(line for line in plan if "Scan" in line and "sla_timers" in line).strip(" ->"),
     }
 
 
