@@ -13,6 +13,9 @@
    due time. Red cards start the escalation ladder, whose level 1 is due at the same instant: those
    events are reported separately.
 
+CPU seconds of this process and of PostgreSQL (its backends included) are reported per stored and per fired
+timer, with the load average, since wall-clock figures on a shared box say little on their own.
+
 Starts its own PostgreSQL on port 38432 (fresh data in .local/bench-sla/pg; Kafka is not needed: lag
 ends at the outbox) and writes bench/results/sla.json.
 """
@@ -34,6 +37,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench._watch import ProcessSampler
 from devtools import infra
 from runtime import migrations
 from services.sla import store
@@ -50,6 +54,7 @@ WORK = REPO / ".local" / "bench-sla"
 RESULTS = REPO / "bench" / "results"
 DATABASE = "gridline_sla_bench"
 ORIGIN = datetime(2025, 3, 3, 17, 29, 50, tzinfo=SHANGHAI)  # virtual start: ten seconds before closing
+HEAD_START_S = 6  # enough to store --due timers on a busy box, before they fall due
 STAGE_KINDS = (("sign_for", "yellow"), ("sign_for", "red"), ("reply", "yellow"), ("reply", "red"))
 
 
@@ -59,6 +64,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=10_000, help="timers falling due in the same second")
     parser.add_argument("--batch", type=int, default=10_000, help="timers per scheduling transaction")
     parser.add_argument("--port", type=int, default=38432, help="port of the bench's own PostgreSQL")
+    parser.add_argument("--runner-batch", type=int, help="sla_timer_batch_size (default: the setting's)")
+    parser.add_argument("--runner-concurrency", type=int, help="sla_timer_concurrency (default: setting's)")
     return parser.parse_args(argv)
 
 
@@ -82,7 +89,20 @@ def pending_timers(count: int, start: datetime) -> list[store.NewTimer]:
     return out
 
 
-async def schedule(engine: AsyncEngine, total: int, batch: int, start: datetime) -> dict:
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_per(before: dict[str, float], after: dict[str, float], count: int, what: str) -> dict:
+    """CPU microseconds per ``what`` of each process tree between two samples."""
+    return {
+        f"cpu_{name}_us_per_{what}": round((after[name] - before[name]) * 1e6 / max(count, 1))
+        for name in after
+    }
+
+
+async def schedule(engine: AsyncEngine, cpu: ProcessSampler, total: int, batch: int, start: datetime) -> dict:
+    cpu_before = cpu.cpu_seconds()
     began = time.perf_counter()
     for first in range(0, total, batch):
         rows = pending_timers(min(batch, total - first), start)
@@ -93,6 +113,7 @@ async def schedule(engine: AsyncEngine, total: int, batch: int, start: datetime)
         async with engine.begin() as conn:
             await store.schedule_many(conn, rows)
     elapsed = time.perf_counter() - began
+    cpu_after = cpu.cpu_seconds()
     async with engine.begin() as conn:
         await conn.execute(sa.text("ANALYZE sla_timers"))
         heap, indexes = (
@@ -102,6 +123,7 @@ async def schedule(engine: AsyncEngine, total: int, batch: int, start: datetime)
         "timers": total,
         "schedule_s": round(elapsed, 1),
         "schedule_timers_per_s": round(total / elapsed),
+        **cpu_per(cpu_before, cpu_after, total, "timer_scheduled"),
         "table_heap_mb": round(heap / 2**20, 1),
         "table_indexes_mb": round(indexes / 2**20, 1),
         "table_bytes_per_timer": round((heap + indexes) / max(total, 1)),
@@ -143,18 +165,21 @@ async def due_together(engine: AsyncEngine, ctx: SlaContext, count: int, due: da
             await store.schedule_many(conn, timers)
 
 
-async def firing_lag(engine: AsyncEngine, settings: SlaSettings, count: int) -> dict:
+async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSettings, count: int) -> dict:
     anchor = time.time()
     ctx = SlaContext.from_settings(settings)
     ctx.clock = ScaledClock(ORIGIN, anchor, 1.0)
-    due = ctx.now() + timedelta(seconds=3)  # the runner is asleep (idle polling) when they fall due
+    due = ctx.now() + timedelta(seconds=HEAD_START_S)  # the runner is asleep (idle polling) by then
     await due_together(engine, ctx, count, due)
+    async with engine.begin() as conn:  # statistics as a service's would be, its due timers not brand new
+        await conn.execute(sa.text("ANALYZE sla_timers, sla_cases, sla_deadlines"))
     due_real = anchor + (due - ORIGIN).total_seconds()
     if time.time() >= due_real:
-        raise RuntimeError("preparing the due timers took longer than the 3 s head start; lower --due")
+        raise RuntimeError("preparing the due timers took longer than the head start; lower --due")
     expected = count + count // 2  # every card, plus escalation level 1 of each red card
     runner = TimerRunner(engine, ctx, lambda: None)
     stop = asyncio.Event()
+    cpu_before = cpu.cpu_seconds()
     task = asyncio.create_task(runner.run(stop))
     try:
         deadline = time.monotonic() + 600
@@ -167,22 +192,18 @@ async def firing_lag(engine: AsyncEngine, settings: SlaSettings, count: int) -> 
     finally:
         stop.set()
         await task
+    cpu_after = cpu.cpu_seconds()
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
                 sa.text("SELECT event_type, pg_xact_commit_timestamp(xmin) AS committed FROM outbox")
             )
         ).all()
-        plan = (
-            await conn.execute(
-                sa.text(
-                    "EXPLAIN SELECT * FROM sla_timers WHERE due_at <= now() AND fired_at IS NULL "
-                    "AND cancelled_at IS NULL ORDER BY due_at LIMIT 500 FOR UPDATE SKIP LOCKED"
-                )
-            )
-        ).all()
+        claim = (ctx.now(), settings.sla_timer_batch_size)
+        plan = [row[0] for row in (await conn.exec_driver_sql("EXPLAIN " + store._FIRE_DUE, claim)).all()]
     cards = sorted(r.committed.timestamp() - due_real for r in rows if ".escalated." not in r.event_type)
     ladder = sorted(r.committed.timestamp() - due_real for r in rows if ".escalated." in r.event_type)
+    last = max(cards[-1] if cards else 0.0, ladder[-1] if ladder else 0.0)
     return {
         "due_together": count,
         "cards_emitted": len(cards),
@@ -191,9 +212,12 @@ async def firing_lag(engine: AsyncEngine, settings: SlaSettings, count: int) -> 
         "lag_max_s": round(cards[-1], 3) if cards else None,
         "escalations_emitted": len(ladder),
         "escalation_lag_p99_s": round(_quantile(ladder, 0.99), 3),
+        "events_per_s_until_last": round(len(rows) / last) if last > 0 else None,
+        **cpu_per(cpu_before, cpu_after, len(rows), "event_fired"),
         "runner_batch_size": settings.sla_timer_batch_size,
+        "runner_concurrency": settings.sla_timer_concurrency,
         "runner_idle_poll_s": settings.sla_timer_idle_poll_s,
-        "claim_plan": plan[0][0].strip(),
+        "claim_plan": next(line for line in plan if "Scan" in line and "sla_timers" in line).strip(" ->"),
     }
 
 
@@ -203,12 +227,20 @@ def _quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
-async def run(args: argparse.Namespace, server_url: str) -> dict:
-    settings = SlaSettings(postgres_url=server_url, database_name=DATABASE, environment="test")
+async def run(args: argparse.Namespace, server_url: str, postgres_pid: int) -> dict:
+    runner = {"sla_timer_batch_size": args.runner_batch, "sla_timer_concurrency": args.runner_concurrency}
+    settings = SlaSettings(
+        postgres_url=server_url,
+        database_name=DATABASE,
+        environment="test",
+        **{name: value for name, value in runner.items() if value is not None},
+    )
     engine = create_async_engine(settings.database_url, pool_size=4)
+    cpu = ProcessSampler({"bench": os.getpid(), "postgres": postgres_pid})
+    cpu.own_only.add("bench")
     try:
-        results = await schedule(engine, args.timers, args.batch, ORIGIN)
-        results |= await firing_lag(engine, settings, args.due)
+        results = await schedule(engine, cpu, args.timers, args.batch, ORIGIN)
+        results |= await firing_lag(engine, cpu, settings, args.due)
     finally:
         await engine.dispose()
     return results
@@ -234,8 +266,10 @@ def main(argv: list[str] | None = None) -> None:
         postgres.create_databases([DATABASE])
         url = postgres.dsn(DATABASE).replace("postgresql://", "postgresql+asyncpg://", 1)
         migrations.upgrade(MIGRATIONS, url)
-        results = {"cores": os.cpu_count(), "postgres": postgres.version}
-        results |= asyncio.run(run(args, postgres.dsn("").rstrip("/")))
+        results = {"cores": os.cpu_count(), "postgres": postgres.version, "loadavg_at_start": loadavg()}
+        assert postgres.process is not None
+        results |= asyncio.run(run(args, postgres.dsn("").rstrip("/"), postgres.process.pid))
+        results["loadavg_at_end"] = loadavg()
     finally:
         postgres.stop()
     RESULTS.mkdir(exist_ok=True)

@@ -19,7 +19,12 @@ class SlaSettings(ServiceSettings):
     sla_office_hours: str = Field(
         "08:30-12:00,13:30-17:30", description="Office windows in Asia/Shanghai, comma-separated."
     )
-    sla_timer_batch_size: int = Field(500, description="Most due timers one runner claims per transaction.")
+    sla_timer_batch_size: int = Field(
+        1000, description="Most due timers one firing loop claims per transaction."
+    )
+    sla_timer_concurrency: int = Field(
+        2, description="Firing loops per runner, each with its own transaction (one builds while one writes)."
+    )
     sla_timer_idle_poll_s: float = Field(
         0.5, description="Longest real sleep of the timer runner (bounds firing lag for new timers)."
     )

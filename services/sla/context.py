@@ -3,8 +3,10 @@ turn an event into an outbox message with a deterministic id (so a retried write
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +22,7 @@ from services.sla.domain.calendar import OfficeHours, WorkingCalendar
 from services.sla.domain.policy import PolicyTable, load_policy_table
 
 _IDS = uuid.UUID("6f1c1f0e-5a7e-4d59-9a43-3f1b1c0c5a11")
+_ID_NAMESPACE = _IDS.bytes  # UUID.bytes is computed anew on every access
 
 
 @dataclass
@@ -70,14 +73,31 @@ class SlaContext:
 
     def message(self, event: CaseEvent, *identity: object) -> OutboundMessage:
         """An outbox message whose event id is derived from ``identity`` (same facts, same id)."""
-        event_id = str(uuid.uuid5(_IDS, "|".join(str(part) for part in (event.case_id, *identity))))
-        return encode_event(
-            event,
-            source=self.source,
-            topic=self.settings.case_events_topic,
-            trace_headers=current_trace_headers(),
-            event_id=event_id,
-        )
+        return self.messages([(event, identity)])[0]
+
+    def messages(self, events: Sequence[tuple[CaseEvent, Sequence[object]]]) -> list[OutboundMessage]:
+        """``message`` for many (event, identity) pairs at once, carrying the current trace."""
+        trace = current_trace_headers()
+        topic = self.settings.case_events_topic
+        return [
+            encode_event(
+                event,
+                source=self.source,
+                topic=topic,
+                trace_headers=trace,
+                event_id=event_id("|".join([event.case_id, *map(str, identity)])),
+            )
+            for event, identity in events
+        ]
+
+
+def event_id(name: str) -> str:
+    """``str(uuid.uuid5(_IDS, name))``, without building a UUID object (a tenth of firing a timer's CPU)."""
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def make_clock(settings: SlaSettings) -> Clock:

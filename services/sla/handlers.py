@@ -27,7 +27,7 @@ from services.sla.domain.deadlines import (
     paused_in_clock,
     plan_cards,
 )
-from services.sla.domain.policy import Limit, Policy, StageLimit
+from services.sla.domain.policy import Policy, StageLimit
 
 log = structlog.get_logger(__name__)
 
@@ -212,18 +212,26 @@ class ClockWrites:
 
 def stage_limit(ctx: SlaContext, row: sa.Row) -> StageLimit:
     """The stored clock of a row, with card flags from its policy when that policy still exists."""
-    limit = Limit(clock=row.clock, amount=row.amount)
+    flags = _stage_flags(ctx, row.policy_id, row.stage)
+    if flags is None:
+        return StageLimit(clock=row.clock, amount=row.amount)
+    return StageLimit(
+        clock=row.clock, amount=row.amount, yellow=flags.yellow, red=flags.red, escalate=flags.escalate
+    )
+
+
+def escalates(ctx: SlaContext, policy_id: str, stage: str) -> bool:
+    """Whether a red card on a stage of this policy starts the escalation ladder (yes, when the policy
+    no longer has the stage)."""
+    flags = _stage_flags(ctx, policy_id, stage)
+    return flags.escalate if flags is not None else StageLimit.model_fields["escalate"].default
+
+
+def _stage_flags(ctx: SlaContext, policy_id: str, stage: str) -> StageLimit | None:
     for policy in ctx.table.policies:
-        if policy.id == row.policy_id and row.stage in policy.stages:
-            flags = policy.stages[DeadlineStage(row.stage)]
-            return StageLimit(
-                clock=limit.clock,
-                amount=limit.amount,
-                yellow=flags.yellow,
-                red=flags.red,
-                escalate=flags.escalate,
-            )
-    return StageLimit(clock=limit.clock, amount=limit.amount)
+        if policy.id == policy_id and stage in policy.stages:
+            return policy.stages[DeadlineStage(stage)]
+    return None
 
 
 async def recompute(

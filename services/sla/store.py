@@ -9,11 +9,13 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import TextualSelect
 
+from contracts.envelope import OutboundMessage
 from contracts.events.sla import DeadlineStage
+from runtime.outbox import outbox_columns, outbox_insert_from_arrays
 from runtime.sql import precompiled
 from services.sla.domain.calendar import YearTable
 from services.sla.tables import cases, deadlines, holiday_years, holidays, timers
@@ -130,21 +132,31 @@ class NewTimer:
     assignment_id: str | None = None
 
 
-# One statement per batch whatever its size: arrays bind as 7 parameters, where a multi-row VALUES would
-# bind 7 per row (and hit PostgreSQL's 65535-parameter limit at ~9,000 rows).
-_SCHEDULE_MANY = sa.text(
-    "INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id) "
-    "SELECT * FROM unnest(:case_ids, :stages, :kinds, :generations, :due_ats, :deadline_due_ats, "
-    ":assignment_ids) ON CONFLICT ON CONSTRAINT sla_timers_once DO NOTHING"
-).bindparams(
-    sa.bindparam("case_ids", type_=ARRAY(sa.Text)),
-    sa.bindparam("stages", type_=ARRAY(sa.Text)),
-    sa.bindparam("kinds", type_=ARRAY(sa.Text)),
-    sa.bindparam("generations", type_=ARRAY(sa.Integer)),
-    sa.bindparam("due_ats", type_=ARRAY(sa.DateTime(timezone=True))),
-    sa.bindparam("deadline_due_ats", type_=ARRAY(sa.DateTime(timezone=True))),
-    sa.bindparam("assignment_ids", type_=ARRAY(sa.Text)),
+# One statement per batch whatever its size, in the driver's own SQL: arrays bind as 7 parameters (a
+# multi-row VALUES would bind 7 per row and hit PostgreSQL's 65535-parameter limit at ~9,000 rows), and
+# asyncpg encodes the lists itself (SQLAlchemy's typed array binding cost as much as the insert).
+_TIMER_ARRAYS = (
+    "unnest({}::text[], {}::text[], {}::text[], {}::int[], {}::timestamptz[], {}::timestamptz[], {}::text[])"
+    " AS n(case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id)"
 )
+_INSERT_TIMERS = (
+    "INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id)"
+    " SELECT n.* FROM {} ON CONFLICT ON CONSTRAINT sla_timers_once DO NOTHING"
+)
+_SCHEDULE_MANY = _INSERT_TIMERS.format(_TIMER_ARRAYS.format(*(f"${i}" for i in range(1, 8))))
+
+
+def timer_columns(new: Sequence[NewTimer]) -> tuple[list, list, list, list, list, list, list]:
+    """The seven array parameters of an insert of ``new`` timers, in column order."""
+    return (
+        [t.case_id for t in new],
+        [t.stage for t in new],
+        [t.kind for t in new],
+        [t.generation for t in new],
+        [t.due_at for t in new],
+        [t.deadline_due_at for t in new],
+        [t.assignment_id for t in new],
+    )
 
 
 async def schedule_many(conn: AsyncConnection, new: Sequence[NewTimer]) -> int:
@@ -152,18 +164,7 @@ async def schedule_many(conn: AsyncConnection, new: Sequence[NewTimer]) -> int:
     Returns how many were new."""
     if not new:
         return 0
-    result = await conn.execute(
-        _SCHEDULE_MANY,
-        {
-            "case_ids": [t.case_id for t in new],
-            "stages": [t.stage for t in new],
-            "kinds": [t.kind for t in new],
-            "generations": [t.generation for t in new],
-            "due_ats": [t.due_at for t in new],
-            "deadline_due_ats": [t.deadline_due_at for t in new],
-            "assignment_ids": [t.assignment_id for t in new],
-        },
-    )
+    result = await conn.exec_driver_sql(_SCHEDULE_MANY, timer_columns(new))
     return result.rowcount
 
 
@@ -185,78 +186,82 @@ async def cancel_timers(
     return (await conn.execute(query.values(cancelled_at=at))).rowcount
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[sa.Row]:
-    """Lock up to ``limit`` due, unfired timers; rows locked by another replica are skipped."""
-    query = (
-        sa.select(timers)
-        .where(timers.c.due_at <= now, timers.c.fired_at.is_(None), timers.c.cancelled_at.is_(None))
-        .order_by(timers.c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list((await conn.execute(query)).all())
+# Claim and mark fired in one statement: the rows stay locked (FOR UPDATE SKIP LOCKED, so replicas take
+# disjoint batches) until the caller's transaction, which also writes their events, commits. A red card
+# comes with its stage's policy (whether it starts the escalation ladder), NULL when the stage has no
+# deadline row; a lookup per red card, not a join the planner may turn into a scan of every deadline.
+_FIRE_DUE = """
+WITH due AS (
+    SELECT id FROM sla_timers
+    WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL
+    ORDER BY due_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), fired AS (
+    UPDATE sla_timers t SET fired_at = $1 FROM due WHERE t.id = due.id
+    RETURNING t.id, t.case_id, t.stage, t.kind, t.generation, t.due_at, t.deadline_due_at, t.assignment_id
+)
+SELECT f.*, CASE WHEN f.kind = 'red' THEN (
+    SELECT d.policy_id FROM sla_deadlines d WHERE d.case_id = f.case_id AND d.stage = f.stage
+) END AS policy_id
+FROM fired f
+ORDER BY f.due_at, f.id
+"""
 
 
-async def mark_fired(conn: AsyncConnection, ids: Sequence[int], at: datetime) -> None:
-    await conn.execute(
-        sa.update(timers)
-        .where(timers.c.id == sa.any_(sa.cast(list(ids), ARRAY(sa.BigInteger))))
-        .values(fired_at=at)
-    )
+async def fire_due(conn: AsyncConnection, now: datetime, limit: int) -> Sequence[sa.Row]:
+    """Claim up to ``limit`` due timers and mark them fired at ``now``, in due order; rows another replica
+    holds are skipped. The caller's transaction must write their events before it commits."""
+    return (await conn.exec_driver_sql(_FIRE_DUE, (now, limit))).all()
 
 
-async def deadlines_of(
-    conn: AsyncConnection, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], sa.Row]:
-    """The deadline rows of (case, stage) pairs, by pair."""
-    if not keys:
-        return {}
-    wanted = set(keys)
-    case_ids = sorted({case_id for case_id, _ in wanted})
-    # one array parameter, not one parameter per key: the statement compiles once and stays cached
-    query = sa.select(deadlines).where(deadlines.c.case_id == sa.any_(sa.cast(case_ids, ARRAY(sa.Text))))
-    rows = (await conn.execute(query)).all()
-    return {(row.case_id, row.stage): row for row in rows if (row.case_id, row.stage) in wanted}
+# The fired timers' events, their cases' first red cards and levels, and the ladders of cases whose first
+# red card this is, in one statement. Cases are locked in case-id order first (one lock order for every
+# writer of these rows); a ladder is stored only for a case whose ``first_breach_at`` this statement set
+# (returned as ``started``); should an earlier, equal breach time read as started, the ladder's timers
+# exist already and their insert does nothing.
+_LADDER_PARAMS = [f"${i}" for i in range(10, 17)]
+_STARTED = " JOIN changed ON changed.case_id = n.case_id AND changed.started"
+_RECORD_FIRED = f"""
+WITH queued AS (
+    {outbox_insert_from_arrays(1)}
+), changes AS (
+    SELECT * FROM unnest($7::text[], $8::timestamptz[], $9::int[]) AS v(case_id, breach_at, level)
+), locked AS (
+    SELECT c.case_id FROM sla_cases c WHERE c.case_id = ANY($7::text[]) ORDER BY c.case_id FOR UPDATE
+), changed AS (
+    UPDATE sla_cases c
+    SET first_breach_at = coalesce(c.first_breach_at, v.breach_at),
+        escalation_level = greatest(c.escalation_level, v.level),
+        updated_at = now()
+    FROM changes v JOIN locked l ON l.case_id = v.case_id
+    WHERE c.case_id = v.case_id
+      AND ((c.first_breach_at IS NULL AND v.breach_at IS NOT NULL) OR c.escalation_level < v.level)
+    RETURNING c.case_id, v.breach_at IS NOT NULL AND c.first_breach_at = v.breach_at AS started
+)
+{_INSERT_TIMERS.format(_TIMER_ARRAYS.format(*_LADDER_PARAMS) + _STARTED)}
+"""  # noqa: S608 - fixed text, every value is a bind parameter
 
 
-async def mark_first_breach(conn: AsyncConnection, first: dict[str, datetime]) -> list[str]:
-    """Record each case's first red card where none is recorded yet; returns the cases recorded now."""
-    if not first:
-        return []
-    ordered = sorted(first)  # one lock order for every writer of these rows
-    values = (
-        sa.func.unnest(
-            sa.cast(ordered, ARRAY(sa.Text)),
-            sa.cast([first[case] for case in ordered], ARRAY(sa.DateTime(timezone=True))),
-        )
-        .table_valued("case_id", "at")
-        .render_derived(name="v")
-    )
-    result = await conn.execute(
-        sa.update(cases)
-        .where(cases.c.case_id == values.c.case_id, cases.c.first_breach_at.is_(None))
-        .values(first_breach_at=values.c.at, updated_at=sa.func.now())
-        .returning(cases.c.case_id)
-    )
-    return [row.case_id for row in result.all()]
-
-
-async def raise_escalation_levels(conn: AsyncConnection, levels: dict[str, int]) -> None:
-    """Raise cases' supervision levels to at least the given ones (never lowers a level)."""
-    if not levels:
-        return
-    ordered = sorted(levels)
-    values = (
-        sa.func.unnest(
-            sa.cast(ordered, ARRAY(sa.Text)), sa.cast([levels[case] for case in ordered], ARRAY(sa.Integer))
-        )
-        .table_valued("case_id", "level")
-        .render_derived(name="v")
-    )
-    await conn.execute(
-        sa.update(cases)
-        .where(cases.c.case_id == values.c.case_id)
-        .values(escalation_level=sa.func.greatest(cases.c.escalation_level, values.c.level))
+async def record_fired(
+    conn: AsyncConnection,
+    messages: Sequence[OutboundMessage],
+    breaches: dict[str, datetime],
+    levels: dict[str, int],
+    ladders: Sequence[NewTimer],
+) -> None:
+    """Write fired timers' events to the outbox; record each case's first red card (``breaches``) where
+    none is recorded yet and raise supervision levels (never lowering one); store the escalation ladders
+    (``ladders``: timers of cases in ``breaches``) of the cases whose first red card this is."""
+    ordered = sorted(breaches.keys() | levels.keys())
+    await conn.exec_driver_sql(
+        _RECORD_FIRED,
+        (
+            *outbox_columns(messages),
+            ordered,
+            [breaches.get(case) for case in ordered],
+            [levels.get(case, 0) for case in ordered],
+            *timer_columns(ladders),
+        ),
     )
 
 

@@ -56,7 +56,8 @@ deadlines = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
-# Durable timers. The unique key makes scheduling idempotent and lets a timer fire at most once.
+# Durable timers. The unique key makes scheduling idempotent and lets a timer fire at most once; it also
+# serves lookups by case (its first column).
 timers = sa.Table(
     "sla_timers",
     metadata,
@@ -95,7 +96,6 @@ holidays = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),  # holiday | workday (调休上班)
     sa.Column("name", sa.Text),
 )
-sa.Index("sla_timers_case", timers.c.case_id)
 
 # Operator actions already answered, by client and Idempotency-Key: a retry gets the first answer again.
 idempotency_keys = answers_table("sla_idempotency_keys", metadata)

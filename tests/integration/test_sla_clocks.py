@@ -157,6 +157,25 @@ async def test_a_never_accepted_case_gets_each_card_and_escalation_once(sla: Sla
     )
 
 
+async def test_concurrent_firing_loops_fire_every_timer_once_and_start_each_ladder_once(sla: Sla) -> None:
+    cases = [factories.case_id() for _ in range(40)]
+    for case in cases:
+        await sla.apply(factories.case_received(case, appeal_type="help"))
+        await sla.apply(assigned(case, MONDAY))
+    sla.clock.now = MONDAY + timedelta(days=60)
+    sla.ctx.settings.sla_timer_batch_size = 7  # many small batches, claimed side by side
+    runner = TimerRunner(sla.engine, sla.ctx, lambda: None)
+    fired = 0
+    while counts := [n for n in await asyncio.gather(*(runner.fire_due() for _ in range(3))) if n]:
+        fired += sum(counts)
+    async with sla.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(timers.c.kind, timers.c.fired_at))).all()
+    assert all(row.fired_at is not None for row in rows) and fired == len(rows)
+    for case in cases:
+        escalations = sorted(level for name, level in kinds(await sla.emitted(case)) if name == "escalated")
+        assert escalations == [1, 2, 3]
+
+
 async def test_accepting_stops_the_sign_for_clock_and_replying_stops_the_rest(sla: Sla) -> None:
     case = factories.case_id()
     await sla.apply(factories.case_received(case))

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime, timedelta, timezone
 
-from contracts.envelope import ContractError, decode_message, encode_event
+import pytest
+from cloudevents.core.bindings.kafka import to_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from contracts.envelope import ContractError, binary_headers, decode_message, encode_event
 from contracts.events import EVENT_TYPES, CaseReceived
 from contracts.generate import stale_files
 from tests import factories
@@ -23,6 +28,46 @@ def test_an_event_survives_the_cloudevents_kafka_binary_round_trip():
     assert envelope.event == event
     assert envelope.id == message.event_id
     assert envelope.trace_headers == {"traceparent": trace}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        factories.case_received(),
+        factories.deadline_breached("BP2025000001", datetime(2025, 3, 3, 17, 30, tzinfo=UTC)),
+        factories.case_escalated("BP2025000002", 2),
+    ],
+    ids=["received", "breached", "escalated"],
+)
+def test_encoded_headers_and_value_are_the_cloudevents_sdks(event):
+    message = encode_event(event, source="/gridline/sla", topic="t", event_id="e-1")
+    stamp = dict(message.headers)["ce_time"].decode()
+    sdk = to_binary(
+        CloudEvent(
+            attributes={
+                "id": "e-1",
+                "source": "/gridline/sla",
+                "type": event.type_name(),
+                "subject": event.case_id,
+                "time": datetime.fromisoformat(stamp),
+                "datacontenttype": "application/json",
+            },
+            data=message.value,
+        ),
+        JSONFormat(),
+    )
+    assert message.headers == list(sdk.headers.items())
+    assert message.value == sdk.value
+
+
+def test_a_time_without_microseconds_or_in_another_zone_is_written_as_the_sdk_writes_it():
+    for time in (
+        datetime(2025, 3, 3, 9, 0, tzinfo=UTC),
+        datetime(2025, 3, 3, 17, 0, 0, 1, tzinfo=timezone(timedelta(hours=8))),
+    ):
+        ours = dict(binary_headers("e", "/s", "t", "c", time))["ce_time"]
+        attributes = {"id": "e", "source": "/s", "type": "t", "subject": "c", "time": time}
+        assert ours == to_binary(CloudEvent(attributes=attributes), JSONFormat()).headers["ce_time"]
 
 
 def test_a_newer_producer_with_extra_fields_is_tolerated():
