@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench._stack import Ports, local_stack
+from bench._watch import ProcessSampler
 from devtools import infra
 from devtools.sample import hotline_order
 
@@ -100,7 +101,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run_bench(args: argparse.Namespace, url: str) -> dict:
+async def run_bench(args: argparse.Namespace, url: str, sampler: ProcessSampler | None = None) -> dict:
     run = uuid.uuid4().hex[:6]
     results: dict = {"cores": os.cpu_count(), "target": url, "seconds_per_phase": args.seconds}
     limits = httpx.Limits(max_connections=max(args.concurrency, 64))
@@ -114,8 +115,17 @@ async def run_bench(args: argparse.Namespace, url: str) -> dict:
         }
         print(f"sustained: {accepted / args.seconds:.1f} accepted cases/s over {args.seconds:.0f}s "
               f"({args.concurrency} clients; {refused} refused)")  # fmt: skip
+        cpu_before = sampler.cpu_seconds() if sampler else {}
         saturated = await asyncio.to_thread(wrk_saturate, url, int(args.seconds), args.wrk_connections)
         if saturated:
+            if sampler and saturated["requests"]:
+                # CPU per request of each process: unlike the rate, it holds on a busy machine.
+                cpu_after = sampler.cpu_seconds()
+                saturated["cpu_ms_per_request"] = {
+                    name: round((cpu_after[name] - cpu_before[name]) * 1000 / saturated["requests"], 2)
+                    for name in cpu_after
+                }
+                print(f"CPU ms per request: {saturated['cpu_ms_per_request']}")
             results["wrk_closed_loop"] = saturated
             rate, refused = saturated["requests_per_s"], saturated["non_2xx"]
             print(f"sustained with wrk ({saturated['connections']} connections): {rate} requests/s, "
@@ -147,7 +157,14 @@ def run_standalone(args: argparse.Namespace) -> dict:
     shutil.rmtree(WORK, ignore_errors=True)
     with local_stack(WORK, PORTS, ["intake"]) as stack:
         stack.system.start(["intake"], timeout=240)
-        results = asyncio.run(run_bench(args, stack.system.url("intake")))
+        sampler = ProcessSampler(
+            {
+                "intake": stack.system.services["intake"].process.pid,
+                "kafka": stack.broker.process.pid,
+                "postgres": stack.postgres.process.pid,
+            }
+        )
+        results = asyncio.run(run_bench(args, stack.system.url("intake"), sampler))
     return results | {"versions": {"kafka": stack.broker.version, "postgresql": stack.postgres.version}}
 
 
@@ -191,9 +208,16 @@ def wrk_saturate(url: str, seconds: int, connections: int) -> dict | None:
         check=True,
     ).stdout
     total = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+    requests = next((int(line.split()[0]) for line in out.splitlines() if " requests in " in line), 0)
     refused = sum(int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line)
     p99 = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("99%")), "?")
-    return {"requests_per_s": round(total), "non_2xx": refused, "p99": p99, "connections": connections}
+    return {
+        "requests_per_s": round(total),
+        "requests": requests,
+        "non_2xx": refused,
+        "p99": p99,
+        "connections": connections,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
