@@ -80,10 +80,11 @@ async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -
     )
     before: dict[str, dict[str, Any] | None] = dict.fromkeys(case_ids)
     before.update({row["case_id"]: dict(row) for row in rows.mappings()})
-    after = dict(before)
+    runs: dict[str, list[tuple[Any, Any]]] = {c: [] for c in case_ids}
     for delivery in fresh:
         event = delivery.envelope.event
-        after[event.case_id] = domain.apply(after[event.case_id], event, event.occurred_at)
+        runs[event.case_id].append((event, event.occurred_at))
+    after = {c: domain.apply_all(before[c], runs[c]) for c in case_ids}
     await _write_summaries(conn, [after[c] for c in case_ids])  # type: ignore[misc]
     await _write_stats(conn, domain.stat_deltas([(before[c], after[c]) for c in case_ids]))  # type: ignore[misc]
     changed = [c for c in case_ids if _worklist_changed(before[c], after[c])]
