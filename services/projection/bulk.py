@@ -194,7 +194,8 @@ class BulkLoad:
 
 def _timeline_record(delivery: Delivery) -> tuple:
     row = timeline_row(delivery)
-    return tuple(_db_value(name, row[name]) for name in TIMELINE_COLUMNS)
+    row["data"] = orjson.dumps(row["data"]).decode()
+    return tuple(row[name] for name in TIMELINE_COLUMNS)
 
 
 def _db_value(column: str, value: Any) -> Any:

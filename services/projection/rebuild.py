@@ -42,6 +42,7 @@ class RebuildReport:
     dead_lettered: int = 0
     reloaded: int = 0  # summaries read back in the first pass (cases met again after leaving memory)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
     live_checksums: dict[str, str] = field(default_factory=dict)
     rebuilt_checksums: dict[str, str] = field(default_factory=dict)
 
@@ -83,10 +84,11 @@ class Rebuilder:
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         self.positions: dict[TopicPartition, int] = {}
+        self._lap_started = 0.0
 
     async def run(self, *, switch: bool = True, keep_retired: bool = False) -> RebuildReport:
         """Rebuild, and unless ``switch`` is false swap the result in; returns the report."""
-        started = time.monotonic()
+        started = self._lap_started = time.monotonic()
         await self.consumer.start()
         try:
             async with self.live.begin() as conn:
@@ -96,21 +98,30 @@ class Rebuilder:
                 self.target, self.report.schema, self.settings.consumer_group, cached_cases=self.cached_cases
             )
             await self._copy_until(await self.consumer.end_offsets(partitions), "重建读模型", bulk)
+            self._lap("load")
             async with self.target.begin() as conn:
                 await schema_ops.add_secondary_indexes(conn, self.report.schema)
                 await conn.execute(sa.text("ANALYZE"))
+            self._lap("index")
             await self._copy_until(await self.consumer.end_offsets(partitions), "追赶新事件")
+            self._lap("catch_up")
             if switch:
                 await self._switch(keep_retired)
             else:
                 async with self.live.connect() as conn:
                     self.report.rebuilt_checksums = await schema_ops.checksums(conn, self.report.schema)
+            self._lap("switch" if switch else "checksums")
         finally:
             self.report.seconds = time.monotonic() - started
             await self.consumer.stop()
             await self.target.dispose()
             await self.live.dispose()
         return self.report
+
+    def _lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.report.phases[phase] = round(now - self._lap_started, 3)
+        self._lap_started = now
 
     async def _assign(self) -> list[TopicPartition]:
         topic = self.settings.case_events_topic
@@ -137,21 +148,31 @@ class Rebuilder:
         ``bulk`` into the empty schema (then written out), else with the live write path."""
         remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
         loaded: dict[tuple[str, int], int] = {}
-        with tqdm(
-            total=remaining, desc=label, unit="事件", unit_scale=True, disable=not self.progress
-        ) as bar:
-            while any(self.positions[tp] < targets[tp] for tp in targets):
-                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-                if bulk is not None and batches:
-                    records = [r for part in batches.values() for r in part]
-                    await bulk.add(*self._decode(records))
-                    self.report.events += len(records)
-                for tp, part in batches.items():
-                    if bulk is None:
-                        await self._apply(tp, part)
-                    loaded[(tp.topic, tp.partition)] = part[-1].offset
-                    self.positions[tp] = part[-1].offset + 1
-                    bar.update(len(part))
+        writing: asyncio.Task | None = None  # the previous bulk batch, written while this one decodes
+        try:
+            with tqdm(
+                total=remaining, desc=label, unit="事件", unit_scale=True, disable=not self.progress
+            ) as bar:
+                while any(self.positions[tp] < targets[tp] for tp in targets):
+                    batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                    if bulk is not None and batches:
+                        records = [r for part in batches.values() for r in part]
+                        decoded = self._decode(records)
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.create_task(bulk.add(*decoded))
+                        self.report.events += len(records)
+                    for tp, part in batches.items():
+                        if bulk is None:
+                            await self._apply(tp, part)
+                        loaded[(tp.topic, tp.partition)] = part[-1].offset
+                        self.positions[tp] = part[-1].offset + 1
+                        bar.update(len(part))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
         if bulk is not None:
             await bulk.finish(loaded)
             self.report.reloaded = bulk.reloaded
