@@ -172,9 +172,12 @@ def _decode_own(header_map: dict[str, bytes], value: bytes) -> Envelope | None:
         return None
     if header_map.get("ce_specversion") != b"1.0":
         return None
-    raw_id, raw_source, raw_type, at = (
-        header_map.get(n) for n in ("ce_id", "ce_source", "ce_type", "ce_time")
+    raw_id, raw_source, raw_type = (
+        header_map.get("ce_id"),
+        header_map.get("ce_source"),
+        header_map.get("ce_type"),
     )
+    at = header_map.get("ce_time")
     if not (raw_id and raw_source and raw_type) or at is None or _RFC3339.fullmatch(at) is None:
         return None
     raw_subject = header_map.get("ce_subject")

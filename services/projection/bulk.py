@@ -47,9 +47,8 @@ TIMELINE_COLUMNS = tuple(c.name for c in case_timeline.columns)
 INBOX_COLUMNS = ("consumer", "event_id", "topic", "partition", "offset", "outcome")
 WORKLIST_COLUMNS = tuple(c.name for c in worklist_item.columns)
 STATS_COLUMNS = (*STAT_DIMENSIONS, *domain.STAT_COUNTERS)
-JSON_COLUMNS = frozenset(
-    c.name for c in (*case_summary.columns, *case_timeline.columns) if c.type.__visit_name__ == "JSONB"
-)
+# positions of the JSONB columns (never NULL), which asyncpg takes as JSON text (the engine's codec)
+SUMMARY_JSON = [k for k, c in enumerate(case_summary.columns) if c.type.__visit_name__ == "JSONB"]
 
 
 class BulkLoad:
@@ -153,7 +152,10 @@ class BulkLoad:
             changes.append((before, state))
             row = summary_row(state)
             if before is None:
-                new_rows.append(tuple(_db_value(name, row[name]) for name in SUMMARY_COLUMNS))
+                values = [row[name] for name in SUMMARY_COLUMNS]
+                for k in SUMMARY_JSON:
+                    values[k] = orjson.dumps(values[k]).decode()
+                new_rows.append(values)
                 new_items += [tuple(i[c] for c in WORKLIST_COLUMNS) for i in domain.worklist_items(state)]
             else:
                 updated.append(row)
@@ -196,8 +198,3 @@ def _timeline_record(delivery: Delivery) -> tuple:
     row = timeline_row(delivery)
     row["data"] = orjson.dumps(row["data"]).decode()
     return tuple(row[name] for name in TIMELINE_COLUMNS)
-
-
-def _db_value(column: str, value: Any) -> Any:
-    """A value as asyncpg's COPY takes it: JSONB as JSON text (the engine's codec), the rest as is."""
-    return orjson.dumps(value).decode() if column in JSON_COLUMNS and value is not None else value

@@ -106,7 +106,7 @@ def grams(text: str) -> list[str]:
     A keyword of one or two characters occurs in the text exactly when it is one of these grams; a longer
     keyword occurs only if all its bigrams do (the index narrows, ``LIKE`` confirms).
     """
-    return sorted(set(text) | {text[k : k + 2] for k in range(len(text) - 1)})
+    return sorted({*text, *map(str.__add__, text, text[1:])})
 
 
 def keyword_grams(keyword: str) -> list[str]:
