@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -161,6 +162,9 @@ class Rebuilder:
                         if writing is not None:
                             await writing
                         writing = asyncio.create_task(bulk.add(*decoded))
+                        # The summaries kept in memory are millions of objects without cycles: spare them
+                        # the cycle collector's repeated full passes (unfrozen when the pass ends).
+                        gc.freeze()
                         self.report.events += len(records)
                     for tp, part in batches.items():
                         if bulk is None:
@@ -173,6 +177,8 @@ class Rebuilder:
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
+            if bulk is not None:
+                gc.unfreeze()
         if bulk is not None:
             await bulk.finish(loaded)
             self.report.reloaded = bulk.reloaded
