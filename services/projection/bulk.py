@@ -70,7 +70,9 @@ class BulkLoad:
     async def add(self, deliveries: Sequence[Delivery], inbox_rows: list[tuple]) -> None:
         """Apply one batch (in log order) and its inbox rows, in one transaction."""
         async with self.engine.begin() as conn:
-            await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))  # private until the swap
+            # Private until the swap, so no need to wait for the WAL flush; being the first statement, it
+            # also opens the transaction the raw connection's COPYs then run in.
+            await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
             fresh = await self._append(conn, deliveries, inbox_rows)
             runs: dict[str, list[tuple[Any, Any]]] = {}
             for delivery in fresh:
