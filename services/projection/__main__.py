@@ -19,6 +19,12 @@ def main(argv: list[str]) -> int:
     rebuild = commands.add_parser("rebuild", help="rebuild every read model from offset 0, then swap it in")
     rebuild.add_argument("--batch-size", type=int, default=5000, help="events folded per transaction")
     rebuild.add_argument(
+        "--cached-cases",
+        type=int,
+        default=100_000,
+        help="case summaries the first pass keeps in memory (about 4 KB each) before writing the oldest",
+    )
+    rebuild.add_argument(
         "--no-switch", action="store_true", help="build and checksum, but keep serving the old"
     )
     rebuild.add_argument("--keep-retired", action="store_true", help="keep the replaced schema (not dropped)")
@@ -34,6 +40,7 @@ def main(argv: list[str]) -> int:
             run_rebuild(
                 settings,
                 batch_size=args.batch_size,
+                cached_cases=args.cached_cases,
                 switch=not args.no_switch,
                 keep_retired=args.keep_retired,
             )
@@ -41,7 +48,7 @@ def main(argv: list[str]) -> int:
         print(
             f"rebuilt {report.events} events in {report.seconds:.1f}s "
             f"({report.events_per_second:,.0f} events/s) into {report.schema}; "
-            f"dead-lettered {report.dead_lettered}"
+            f"dead-lettered {report.dead_lettered}; steps {report.phases}"
         )
         for table, value in report.rebuilt_checksums.items():
             live = report.live_checksums.get(table, "-")

@@ -68,7 +68,7 @@ async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -
     if not deliveries:
         return 0
     inserted = set((await conn.execute(APPEND_TIMELINE, [timeline_row(d) for d in deliveries])).scalars())
-    fresh = [d for d in deliveries if d.envelope.id in inserted]
+    fresh = first_of_each(deliveries, inserted)
     if not fresh:
         return 0  # all already projected (the inbox normally catches this first)
     case_ids = sorted({d.envelope.event.case_id for d in fresh})
@@ -80,16 +80,28 @@ async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -
     )
     before: dict[str, dict[str, Any] | None] = dict.fromkeys(case_ids)
     before.update({row["case_id"]: dict(row) for row in rows.mappings()})
-    after = dict(before)
+    runs: dict[str, list[tuple[Any, Any]]] = {c: [] for c in case_ids}
     for delivery in fresh:
         event = delivery.envelope.event
-        after[event.case_id] = domain.apply(after[event.case_id], event, event.occurred_at)
+        runs[event.case_id].append((event, event.occurred_at))
+    after = {c: domain.apply_all(before[c], runs[c]) for c in case_ids}
     await _write_summaries(conn, [after[c] for c in case_ids])  # type: ignore[misc]
     await _write_stats(conn, domain.stat_deltas([(before[c], after[c]) for c in case_ids]))  # type: ignore[misc]
     changed = [c for c in case_ids if _worklist_changed(before[c], after[c])]
     if changed:
         await _write_worklists(conn, changed, [after[c] for c in changed])  # type: ignore[misc]
     return len(fresh)
+
+
+def first_of_each(deliveries: Sequence[Delivery], inserted: set[str]) -> list[Delivery]:
+    """The deliveries whose event ``inserted`` names, each event once: a batch may hold an event twice
+    (published again), and only its first row went into the timeline."""
+    fresh, pending = [], set(inserted)
+    for delivery in deliveries:
+        if delivery.envelope.id in pending:
+            pending.discard(delivery.envelope.id)
+            fresh.append(delivery)
+    return fresh
 
 
 def timeline_row(delivery: Delivery) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Rebuild every read model from offset 0 into a fresh schema while the live one serves; then swap.
 
 1. Clone the live schema's tables, empty, into ``projection_rebuild_<time>``.
-2. Read the case event log from the beginning of every partition up to its end offsets, folding batches
-   into the clone with the projector's own write path, plus inbox and tracking rows for the live
-   consumer's name (so after the swap the live consumer recognises what the rebuild already applied).
-3. Add the secondary indexes, catch up to the new end offsets.
+2. Read the case event log from the beginning of every partition up to its end offsets, folding it
+   into the clone with COPY (services/projection/bulk.py: the same fold, summaries kept in memory while
+   their cases are recent), plus inbox and tracking rows for the live consumer's name (so after the swap
+   the live consumer recognises what the rebuild already applied).
+3. Add the secondary indexes, catch up to the new end offsets with the projector's own write path.
 4. Lock the live tables in the live consumer's order (it pauses between batches), catch up to exactly
    the live consumer's tracked offsets, compare checksums, rename the schemas (atomic), commit.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from contracts.envelope import ContractError, decode_message
 from runtime.consumer import Delivery
 from runtime.db import create_engine, inbox, tracking
 from services.projection import schema_ops
+from services.projection.bulk import INBOX_COLUMNS, BulkLoad
 from services.projection.config import ProjectionSettings
 from services.projection.projector import project_batch
 
@@ -38,7 +41,9 @@ class RebuildReport:
     retired: str | None = None
     events: int = 0
     dead_lettered: int = 0
+    reloaded: int = 0  # summaries read back in the first pass (cases met again after leaving memory)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
     live_checksums: dict[str, str] = field(default_factory=dict)
     rebuilt_checksums: dict[str, str] = field(default_factory=dict)
 
@@ -55,10 +60,16 @@ class Rebuilder:
     """One rebuild run against one projection database and one case event topic."""
 
     def __init__(
-        self, settings: ProjectionSettings, *, batch_size: int = 5000, progress: bool = True
+        self,
+        settings: ProjectionSettings,
+        *,
+        batch_size: int = 5000,
+        cached_cases: int = 100_000,
+        progress: bool = True,
     ) -> None:
         self.settings = settings
         self.batch_size = batch_size
+        self.cached_cases = cached_cases
         self.progress = progress
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         self.report = RebuildReport(schema=f"projection_rebuild_{stamp}")
@@ -74,31 +85,44 @@ class Rebuilder:
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         self.positions: dict[TopicPartition, int] = {}
+        self._lap_started = 0.0
 
     async def run(self, *, switch: bool = True, keep_retired: bool = False) -> RebuildReport:
         """Rebuild, and unless ``switch`` is false swap the result in; returns the report."""
-        started = time.monotonic()
+        started = self._lap_started = time.monotonic()
         await self.consumer.start()
         try:
             async with self.live.begin() as conn:
                 await schema_ops.clone_schema(conn, self.report.schema)
             partitions = await self._assign()
-            await self._copy_until(await self.consumer.end_offsets(partitions), "重建读模型")
+            bulk = BulkLoad(
+                self.target, self.report.schema, self.settings.consumer_group, cached_cases=self.cached_cases
+            )
+            await self._copy_until(await self.consumer.end_offsets(partitions), "重建读模型", bulk)
+            self._lap("load")
             async with self.target.begin() as conn:
                 await schema_ops.add_secondary_indexes(conn, self.report.schema)
                 await conn.execute(sa.text("ANALYZE"))
+            self._lap("index")
             await self._copy_until(await self.consumer.end_offsets(partitions), "追赶新事件")
+            self._lap("catch_up")
             if switch:
                 await self._switch(keep_retired)
             else:
                 async with self.live.connect() as conn:
                     self.report.rebuilt_checksums = await schema_ops.checksums(conn, self.report.schema)
+            self._lap("switch" if switch else "checksums")
         finally:
             self.report.seconds = time.monotonic() - started
             await self.consumer.stop()
             await self.target.dispose()
             await self.live.dispose()
         return self.report
+
+    def _lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.report.phases[phase] = round(now - self._lap_started, 3)
+        self._lap_started = now
 
     async def _assign(self) -> list[TopicPartition]:
         topic = self.settings.case_events_topic
@@ -118,20 +142,49 @@ class Rebuilder:
         self.positions = dict(beginnings)
         return partitions
 
-    async def _copy_until(self, targets: dict[TopicPartition, int], label: str) -> None:
-        """Fold records until every partition's position reaches its target (exclusive) offset."""
+    async def _copy_until(
+        self, targets: dict[TopicPartition, int], label: str, bulk: BulkLoad | None = None
+    ) -> None:
+        """Fold records until every partition's position reaches its target (exclusive) offset: with
+        ``bulk`` into the empty schema (then written out), else with the live write path."""
         remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
-        with tqdm(
-            total=remaining, desc=label, unit="事件", unit_scale=True, disable=not self.progress
-        ) as bar:
-            while any(self.positions[tp] < targets[tp] for tp in targets):
-                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-                for tp, records in batches.items():
-                    await self._apply(tp, records)
-                    self.positions[tp] = records[-1].offset + 1
-                    bar.update(len(records))
+        loaded: dict[tuple[str, int], int] = {}
+        writing: asyncio.Task | None = None  # the previous bulk batch, written while this one decodes
+        try:
+            with tqdm(
+                total=remaining, desc=label, unit="事件", unit_scale=True, disable=not self.progress
+            ) as bar:
+                while any(self.positions[tp] < targets[tp] for tp in targets):
+                    batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                    if bulk is not None and batches:
+                        records = [r for part in batches.values() for r in part]
+                        decoded = self._decode(records)
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.create_task(bulk.add(*decoded))
+                        # The summaries kept in memory are millions of objects without cycles: spare them
+                        # the cycle collector's repeated full passes (unfrozen when the pass ends).
+                        gc.freeze()
+                        self.report.events += len(records)
+                    for tp, part in batches.items():
+                        if bulk is None:
+                            await self._apply(tp, part)
+                        loaded[(tp.topic, tp.partition)] = part[-1].offset
+                        self.positions[tp] = part[-1].offset + 1
+                        bar.update(len(part))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+            if bulk is not None:
+                gc.unfreeze()
+        if bulk is not None:
+            await bulk.finish(loaded)
+            self.report.reloaded = bulk.reloaded
 
-    async def _apply(self, tp: TopicPartition, records: list) -> None:
+    def _decode(self, records: list) -> tuple[list[Delivery], list[tuple]]:
+        """The deliveries among ``records`` and the inbox row of every record (dead letters included)."""
         deliveries, inbox_rows = [], []
         for record in records:
             try:
@@ -143,10 +196,17 @@ class Rebuilder:
                 continue
             deliveries.append(Delivery(envelope, record.topic, record.partition, record.offset))
             inbox_rows.append(self._inbox_row(envelope.id, record, "applied"))
+        return deliveries, inbox_rows
+
+    async def _apply(self, tp: TopicPartition, records: list) -> None:
+        deliveries, inbox_rows = self._decode(records)
         async with self.target.begin() as conn:
             await project_batch(conn, deliveries)
             if inbox_rows:
-                await conn.execute(insert(inbox).on_conflict_do_nothing(), inbox_rows)
+                await conn.execute(
+                    insert(inbox).on_conflict_do_nothing(),
+                    [dict(zip(INBOX_COLUMNS, row, strict=True)) for row in inbox_rows],
+                )
             await conn.execute(
                 insert(tracking)
                 .values(
@@ -161,15 +221,16 @@ class Rebuilder:
             )
         self.report.events += len(records)
 
-    def _inbox_row(self, event_id: str, record, outcome: str) -> dict:
-        return {
-            "consumer": self.settings.consumer_group,
-            "event_id": event_id,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "outcome": outcome,
-        }
+    def _inbox_row(self, event_id: str, record, outcome: str) -> tuple:
+        """An inbox row, in INBOX_COLUMNS order."""
+        return (
+            self.settings.consumer_group,
+            event_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            outcome,
+        )
 
     async def _switch(self, keep_retired: bool) -> None:
         retired = self.report.schema.replace("projection_rebuild_", "projection_retired_")

@@ -72,6 +72,33 @@ async def test_a_rebuild_from_zero_gives_read_models_identical_to_the_live_ones_
     assert await processed(projection_engine) == len(events) + 2
 
 
+async def test_cases_that_leave_the_rebuilds_memory_and_re_published_events_rebuild_identically(
+    infrastructure, projection_engine, producer, topic
+):
+    cases = [f.case_id() for _ in range(12)]
+    runs = [lifecycle(c)[: 4 + k % 6] for k, c in enumerate(cases)]
+    # interleaved, so every case spans many batches; every fifth message is published twice
+    messages = [f.message(run[step], topic) for step in range(9) for run in runs if step < len(run)]
+    log = [m for k, m in enumerate(messages) for _ in range(2 if k % 5 == 0 else 1)]
+    await publish(producer, log)
+    settings = ProjectionSettings(
+        kafka_bootstrap_servers=infrastructure.kafka_bootstrap,
+        postgres_url=infrastructure.postgres_url,
+        database_name=projection_engine.url.database,
+        case_events_topic=topic,
+        consumer_group=LIVE_CONSUMER,
+    )
+    async with running_consumer(infrastructure, projection_engine, producer, topic, name=LIVE_CONSUMER):
+        await eventually(lambda: _at_least(projection_engine, len(messages)))
+
+        report = await rebuild(settings, batch_size=7, cached_cases=3, progress=False)
+
+    assert report.events == len(log)
+    assert report.reloaded > 0
+    assert report.identical, (report.live_checksums, report.rebuilt_checksums)
+    assert await processed(projection_engine) == len(messages)
+
+
 async def test_a_rebuild_without_switch_leaves_the_live_schema_serving(
     infrastructure, projection_engine, producer, topic
 ):

@@ -98,6 +98,50 @@ def test_each_contract_violation_is_named(mutate, reason):
     assert caught.value.reason == reason
 
 
+def every_kind_of_event() -> list:
+    case, due = factories.case_id(), factories._at(None)
+    return [
+        factories.case_received(case),
+        factories.case_assigned(case, "CGJ", area_code="370114001002"),
+        factories.deadline_set(case, due),
+        factories.deadline_breached(case, due),
+        factories.assignment_returned(case),
+        factories.case_transferred(case),
+        factories.reply_submitted(case),
+        factories.feedback_received(case),
+        factories.notification_sent(case),
+        factories.case_closed_at(case),
+    ]
+
+
+@pytest.mark.parametrize("event", every_kind_of_event(), ids=lambda e: type(e).__name__)
+def test_our_own_records_decode_without_the_sdk_to_what_the_sdk_decodes(event):
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    message = encode_event(event, source="/gridline/x", topic="t", trace_headers=trace)
+    direct = decode_message(message.key.encode(), message.headers, message.value)
+    # an extension attribute is not our shape, so this one goes through the SDK
+    through_sdk = decode_message(message.key.encode(), [*message.headers, ("ce_extra", b"1")], message.value)
+    assert direct == through_sdk
+    assert direct.time == datetime.fromisoformat(dict(message.headers)["ce_time"].decode())
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "reason"),
+    [
+        ("ce_id", b"", "bad-envelope"),
+        ("ce_specversion", b"0.9", "bad-envelope"),
+        ("ce_subject", b"", "bad-envelope"),
+        ("ce_time", b"yesterday", "bad-envelope"),
+    ],
+)
+def test_a_record_that_is_not_quite_ours_is_judged_by_the_sdk(header, value, reason):
+    message = encode_event(factories.case_received(), source="/x", topic="t")
+    headers = [(k, value if k == header else v) for k, v in message.headers]
+    with pytest.raises(ContractError) as caught:
+        decode_message(None, headers, message.value)
+    assert caught.value.reason == reason
+
+
 def test_event_payloads_are_immutable():
     event = factories.case_received()
     with pytest.raises(Exception, match="frozen"):

@@ -11,7 +11,7 @@ from services.projection.domain.derive import (
     stat_deltas,
     worklist_items,
 )
-from services.projection.domain.fold import Summary, apply, new_summary
+from services.projection.domain.fold import Summary, apply, apply_all, new_summary
 
 __all__ = [
     "CHINA",
@@ -19,6 +19,7 @@ __all__ = [
     "STAT_COUNTERS",
     "Summary",
     "apply",
+    "apply_all",
     "grams",
     "keyword_grams",
     "new_summary",

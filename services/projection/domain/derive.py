@@ -41,14 +41,7 @@ StatKey = tuple[Any, str, str, str, str]  # day, category, town, department, sou
 
 def derive(state: dict[str, Any]) -> dict[str, Any]:
     """Fill the derived columns of ``state`` (in place) and return it."""
-    if state.get("received_at"):
-        state["opened_at"] = state["received_at"]
-    area = state.get("area_code") or ""
-    if len(area) == 12 and area.startswith(DISTRICT_PREFIX):
-        state.setdefault("town_code", None)
-        state["town_code"] = state["town_code"] or area[:9] + "000"
-        if not area.endswith("000"):
-            state["community_code"] = state.get("community_code") or area
+    settle(state)
     department = state.get("assignee_code") if state.get("assignee_kind") == "department" else None
     state["department_code"] = department
     state["handler_departments"] = sorted(
@@ -60,6 +53,24 @@ def derive(state: dict[str, Any]) -> dict[str, Any]:
     closed, received = state.get("closed_at"), state.get("received_at")
     state["handling_seconds"] = int((closed - received).total_seconds()) if closed and received else None
     state["search_text"] = search_text(state)
+    return state
+
+
+def settle(state: dict[str, Any]) -> dict[str, Any]:
+    """Fill the derived columns that later events build on (in place): due after every event.
+
+    Opening time, town and community depend on the order of events (the first area names the town); every
+    other derived column is a function of the state alone and no event reads it, so a run of events
+    needs it once, at the end (``derive``). Idempotent.
+    """
+    if state.get("received_at"):
+        state["opened_at"] = state["received_at"]
+    area = state.get("area_code") or ""
+    if len(area) == 12 and area.startswith(DISTRICT_PREFIX):
+        state.setdefault("town_code", None)
+        state["town_code"] = state["town_code"] or area[:9] + "000"
+        if not area.endswith("000"):
+            state["community_code"] = state.get("community_code") or area
     return state
 
 
@@ -95,7 +106,7 @@ def grams(text: str) -> list[str]:
     A keyword of one or two characters occurs in the text exactly when it is one of these grams; a longer
     keyword occurs only if all its bigrams do (the index narrows, ``LIKE`` confirms).
     """
-    return sorted(set(text) | {text[k : k + 2] for k in range(len(text) - 1)})
+    return sorted({*text, *map(str.__add__, text, text[1:])})
 
 
 def keyword_grams(keyword: str) -> list[str]:

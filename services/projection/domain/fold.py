@@ -7,6 +7,7 @@ the unit tests. Events may arrive for a case never seen (a placeholder starts) a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from contracts.events import intake as i
 from contracts.events import notify as n
 from contracts.events import routing as r
 from contracts.events import sla as s
-from services.projection.domain.derive import derive
+from services.projection.domain.derive import derive, settle
 
 Summary = dict[str, Any]
 
@@ -49,14 +50,27 @@ def new_summary(case_id: str, at: datetime) -> Summary:
 
 def apply(summary: Summary | None, event: CaseEvent, at: datetime) -> Summary:
     """The summary after ``event``. Tolerates events arriving for an unknown case or out of order."""
-    state: Summary = dict(summary) if summary else new_summary(event.case_id, at)
-    state["deadlines"] = dict(state.get("deadlines") or {})
-    state["cards"] = list(state.get("cards") or [])
-    state["events_applied"] += 1
-    state["last_event_at"] = max(at, state["last_event_at"])
-    state["opened_at"] = min(at, state["opened_at"]) if state.get("opened_at") else at
-    _apply_intake(state, event) or _apply_routing(state, event) or _apply_sla(state, event)
-    _apply_notify(state, event)
+    return apply_all(summary, [(event, at)])
+
+
+def apply_all(summary: Summary | None, events: Iterable[tuple[CaseEvent, datetime]]) -> Summary:
+    """The summary after ``events`` (one case's, in order, each with its time): the same as ``apply``
+    one event at a time, but the columns no event reads are derived once, at the end. Never mutates
+    ``summary``; at least one event."""
+    state: Summary | None = None
+    for event, at in events:
+        if state is None:
+            state = dict(summary) if summary else new_summary(event.case_id, at)
+            state["deadlines"] = dict(state.get("deadlines") or {})
+            state["cards"] = list(state.get("cards") or [])
+        state["events_applied"] += 1
+        state["last_event_at"] = max(at, state["last_event_at"])
+        state["opened_at"] = min(at, state["opened_at"]) if state.get("opened_at") else at
+        _apply_intake(state, event) or _apply_routing(state, event) or _apply_sla(state, event)
+        _apply_notify(state, event)
+        settle(state)
+    if state is None:
+        raise ValueError("apply_all needs at least one event")
     return derive(state)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
-from services.projection.domain import apply
+import pytest
+
+from services.projection.domain import apply, apply_all
 from tests import factories as f
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -176,3 +179,37 @@ def test_the_fold_never_mutates_the_summary_it_was_given():
     apply(before, f.deadline_breached(cid, at(60), at=at(61)), at(61))
     apply(before, f.deadline_set(cid, at(90), stage="case"), at(2))
     assert before["cards"] == [] and before["deadlines"] == snapshot["deadlines"]
+
+
+def shuffled_lifecycle(cid: str, seed: int) -> list:
+    """Every kind of event for one case, some twice, in a random order with random times."""
+    rng = random.Random(seed)
+    due = at(rng.randrange(60, 600))
+    makers = [
+        lambda t: f.case_received(cid, occurred_at=t, received_at=t),
+        lambda t: f.case_assigned(cid, "CGJ", at=t, area_code=rng.choice(["370114001002", "370114002000"])),
+        lambda t: f.case_assigned(cid, "G-7", kind="grid", at=t, co_handlers=(f.assignee("ZJJ"),)),
+        lambda t: f.deadline_set(cid, due, at=t, stage=rng.choice(["reply", "case"])),
+        lambda t: f.deadline_approaching(cid, due, at=t),
+        lambda t: f.deadline_breached(cid, due, at=t),
+        lambda t: f.assignment_accepted(cid, at=t),
+        lambda t: f.assignment_returned(cid, at=t),
+        lambda t: f.case_transferred(cid, at=t),
+        lambda t: f.reply_submitted(cid, at=t),
+        lambda t: f.feedback_received(cid, at=t),
+        lambda t: f.case_escalated(cid, at=t),
+        lambda t: f.case_reopened(cid, at=t),
+        lambda t: f.appeal_updated(cid, "又坏了", at=t),
+        lambda t: f.case_closed_at(cid, at=t),
+        lambda t: f.notification_sent(cid, at=t),
+    ]
+    return [rng.choice(makers)(at(rng.randrange(0, 900))) for _ in range(rng.randrange(1, 25))]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_run_of_events_folds_to_what_applying_them_one_at_a_time_gives(seed):
+    events = shuffled_lifecycle(f.case_id(), seed)
+    split = seed % len(events)
+    one_at_a_time = fold(*events)
+    prefix = fold(*events[:split]) if split else None
+    assert apply_all(prefix, [(e, e.occurred_at) for e in events[split:]]) == one_at_a_time

@@ -1,0 +1,202 @@
+"""The rebuild's first pass: fold the whole log into the fresh schema with COPY instead of upserts.
+
+The live write path (projector.project_batch) reads, locks and upserts every touched summary per batch:
+right for a few events at a time, slow for millions. Here the schema is empty and private until the swap,
+so each batch's timeline and inbox rows are COPYed, and the summaries are folded in memory with the same
+``domain.apply_all`` and kept there while their cases are recent. A summary is written once, when it
+leaves memory (COPY for a case never written, upsert for one written before and met again, whose stored
+row is read back first); the statistics are summed in memory and COPYed at the end.
+
+A record whose event id is already in the timeline (a re-published event) makes the batch's COPY fail;
+that batch then goes the slow way, inserting with ON CONFLICT and folding only the new events, exactly as
+the live consumer would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from runtime.consumer import Delivery
+from runtime.db import inbox, tracking
+from services.projection import domain
+from services.projection.domain.derive import StatKey
+from services.projection.projector import (
+    INSERT_WORKLIST,
+    SUMMARY_COLUMNS,
+    UPSERT_SUMMARY,
+    first_of_each,
+    summary_row,
+    timeline_row,
+)
+from services.projection.tables import (
+    STAT_DIMENSIONS,
+    case_stats_daily,
+    case_summary,
+    case_timeline,
+    worklist_item,
+)
+
+TIMELINE_COLUMNS = tuple(c.name for c in case_timeline.columns)
+INBOX_COLUMNS = ("consumer", "event_id", "topic", "partition", "offset", "outcome")
+WORKLIST_COLUMNS = tuple(c.name for c in worklist_item.columns)
+STATS_COLUMNS = (*STAT_DIMENSIONS, *domain.STAT_COUNTERS)
+# positions of the JSONB columns (never NULL), which asyncpg takes as JSON text (the engine's codec)
+SUMMARY_JSON = [k for k, c in enumerate(case_summary.columns) if c.type.__visit_name__ == "JSONB"]
+
+
+class BulkLoad:
+    """Folds batches of deliveries into an empty schema; ``finish`` writes what is still in memory."""
+
+    def __init__(
+        self, engine: AsyncEngine, schema: str, consumer: str, *, cached_cases: int = 100_000
+    ) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.consumer = consumer
+        self.cached_cases = cached_cases
+        self.states: dict[str, domain.Summary] = {}  # least recently folded first
+        self.stored: dict[str, domain.Summary] = {}  # the stored row of a cached case written before
+        self.written: set[str] = set()  # cases with a row in case_summary
+        self.stats: dict[StatKey, dict[str, int]] = {}
+        self.reloaded = 0  # cases met again after they left memory
+
+    async def add(self, deliveries: Sequence[Delivery], inbox_rows: list[tuple]) -> None:
+        """Apply one batch (in log order) and its inbox rows, in one transaction."""
+        async with self.engine.begin() as conn:
+            # Private until the swap, so no need to wait for the WAL flush; being the first statement, it
+            # also opens the transaction the raw connection's COPYs then run in.
+            await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
+            fresh = await self._append(conn, deliveries, inbox_rows)
+            runs: dict[str, list[tuple[Any, Any]]] = {}
+            for delivery in fresh:
+                event = delivery.envelope.event
+                runs.setdefault(event.case_id, []).append((event, event.occurred_at))
+            await self._read_back(conn, [c for c in runs if c in self.written and c not in self.states])
+            states = self.states
+            for case_id, run in runs.items():
+                states[case_id] = domain.apply_all(states.pop(case_id, None), run)
+            if len(states) > self.cached_cases:
+                await self._write(conn, list(states)[: len(states) - self.cached_cases * 3 // 4])
+
+    async def finish(self, positions: dict[tuple[str, int], int]) -> None:
+        """Write every summary still in memory, the statistics and the tracking rows (``positions``:
+        the last offset applied per (topic, partition))."""
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
+            await self._write(conn, list(self.states))
+            rows = [
+                (*key, *(counters[name] for name in domain.STAT_COUNTERS))
+                for key, counters in sorted(self.stats.items())
+                if counters["received"]
+            ]
+            await self._copy(conn, case_stats_daily.name, STATS_COLUMNS, rows)
+            for (topic, partition), offset in positions.items():
+                await conn.execute(
+                    insert(tracking)
+                    .values(consumer=self.consumer, topic=topic, partition=partition, offset=offset)
+                    .on_conflict_do_update(
+                        index_elements=["consumer", "topic", "partition"], set_={"offset": offset}
+                    )
+                )
+        self.stats.clear()
+
+    async def _append(
+        self, conn: AsyncConnection, deliveries: Sequence[Delivery], inbox_rows: list[tuple]
+    ) -> Sequence[Delivery]:
+        """COPY the timeline and inbox rows; return the deliveries new to the timeline (in order)."""
+        timeline = [_timeline_record(d) for d in deliveries]
+        try:
+            async with conn.begin_nested():
+                await self._copy(conn, case_timeline.name, TIMELINE_COLUMNS, timeline)
+                await self._copy(conn, inbox.name, INBOX_COLUMNS, inbox_rows)
+            return deliveries
+        except asyncpg.UniqueViolationError:
+            pass  # an event seen before: the slow way for this batch
+        inserted: set[str] = set()
+        if timeline:
+            statement = (
+                insert(case_timeline)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(case_timeline.c.event_id)
+            )
+            rows = [timeline_row(d) for d in deliveries]
+            inserted = set((await conn.execute(statement, rows)).scalars())
+        if inbox_rows:
+            await conn.execute(
+                insert(inbox).on_conflict_do_nothing(),
+                [dict(zip(INBOX_COLUMNS, row, strict=True)) for row in inbox_rows],
+            )
+        return first_of_each(deliveries, inserted)
+
+    async def _read_back(self, conn: AsyncConnection, case_ids: list[str]) -> None:
+        """Bring written summaries of cases met again back into memory, as the live path reads them."""
+        if not case_ids:
+            return
+        rows = await conn.execute(sa.select(case_summary).where(case_summary.c.case_id.in_(case_ids)))
+        for row in rows.mappings():
+            self.stored[row["case_id"]] = self.states[row["case_id"]] = dict(row)
+        self.reloaded += len(case_ids)
+
+    async def _write(self, conn: AsyncConnection, case_ids: list[str]) -> None:
+        """Write the summaries and worklist rows of ``case_ids`` and let them leave memory."""
+        new_rows, new_items, updated, stale_items, fresh_items = [], [], [], [], []
+        changes = []
+        for case_id in case_ids:
+            state = self.states.pop(case_id)
+            before = self.stored.pop(case_id, None)
+            changes.append((before, state))
+            row = summary_row(state)
+            if before is None:
+                values = [row[name] for name in SUMMARY_COLUMNS]
+                for k in SUMMARY_JSON:
+                    values[k] = orjson.dumps(values[k]).decode()
+                new_rows.append(values)
+                new_items += [tuple(i[c] for c in WORKLIST_COLUMNS) for i in domain.worklist_items(state)]
+            else:
+                updated.append(row)
+                stale_items += [
+                    {k: i[k] for k in ("owner_kind", "owner_code", "case_id")}
+                    for i in domain.worklist_items(before)
+                ]
+                fresh_items += domain.worklist_items(state)
+        await self._copy(conn, case_summary.name, SUMMARY_COLUMNS, new_rows)
+        await self._copy(conn, worklist_item.name, WORKLIST_COLUMNS, new_items)
+        if updated:
+            await conn.execute(UPSERT_SUMMARY, updated)
+        if stale_items:
+            await conn.execute(
+                sa.delete(worklist_item).where(
+                    worklist_item.c.owner_kind == sa.bindparam("owner_kind"),
+                    worklist_item.c.owner_code == sa.bindparam("owner_code"),
+                    worklist_item.c.case_id == sa.bindparam("case_id"),
+                ),
+                stale_items,
+            )
+        if fresh_items:
+            await conn.execute(INSERT_WORKLIST, fresh_items)
+        for key, counters in domain.stat_deltas(changes).items():
+            bucket = self.stats.setdefault(key, dict.fromkeys(domain.STAT_COUNTERS, 0))
+            for name, value in counters.items():
+                bucket[name] += value
+        self.written.update(case_ids)
+
+    async def _copy(self, conn: AsyncConnection, table: str, columns: Sequence[str], rows: list) -> None:
+        if not rows:
+            return
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table, records=rows, columns=list(columns), schema_name=self.schema
+        )
+
+
+def _timeline_record(delivery: Delivery) -> tuple:
+    row = timeline_row(delivery)
+    row["data"] = orjson.dumps(row["data"]).decode()
+    return tuple(row[name] for name in TIMELINE_COLUMNS)
