@@ -154,8 +154,15 @@ class DispatchReader:
     """Every department's dispatch topic, read from the start: first `assigned` item per case."""
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        # Latency is read from the records' own timestamps, so this reader need not be quick: it fetches
+        # at most five times a second and spares the broker (~20 department topics in every fetch).
         self.consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_min_bytes=1024 * 1024,
+            fetch_max_wait_ms=200,
         )
         self.arrived: dict[str, float] = {}  # case id → dispatch record timestamp (s)
         self._awaited: set[str] = set()
