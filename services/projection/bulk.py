@@ -32,11 +32,14 @@ from services.projection.projector import (
     SUMMARY_COLUMNS,
     UPSERT_SUMMARY,
     first_of_each,
+    search_changed,
     summary_row,
     timeline_row,
+    write_search,
 )
 from services.projection.tables import (
     STAT_DIMENSIONS,
+    case_search,
     case_stats_daily,
     case_summary,
     case_timeline,
@@ -146,7 +149,7 @@ class BulkLoad:
 
     async def _write(self, conn: AsyncConnection, case_ids: list[str]) -> None:
         """Write the summaries and worklist rows of ``case_ids`` and let them leave memory."""
-        new_rows, new_items, updated, stale_items, fresh_items = [], [], [], [], []
+        new_rows, new_search, new_items, updated, stale_items, fresh_items = [], [], [], [], [], []
         changes = []
         for case_id in case_ids:
             state = self.states.pop(case_id)
@@ -158,6 +161,7 @@ class BulkLoad:
                 for k in SUMMARY_JSON:
                     values[k] = orjson.dumps(values[k]).decode()
                 new_rows.append(values)
+                new_search.append((case_id, domain.grams(state["search_text"])))
                 new_items += [tuple(i[c] for c in WORKLIST_COLUMNS) for i in domain.worklist_items(state)]
             else:
                 updated.append(row)
@@ -167,9 +171,11 @@ class BulkLoad:
                 ]
                 fresh_items += domain.worklist_items(state)
         await self._copy(conn, case_summary.name, SUMMARY_COLUMNS, new_rows)
+        await self._copy(conn, case_search.name, ("case_id", "grams"), new_search)
         await self._copy(conn, worklist_item.name, WORKLIST_COLUMNS, new_items)
         if updated:
             await conn.execute(UPSERT_SUMMARY, updated)
+            await write_search(conn, [s for b, s in changes if b is not None and search_changed(b, s)])
         if stale_items:
             await conn.execute(
                 sa.delete(worklist_item).where(

@@ -21,6 +21,7 @@ from runtime.sql import precompiled
 from services.projection import domain
 from services.projection.tables import (
     STAT_DIMENSIONS,
+    case_search,
     case_stats_daily,
     case_summary,
     case_timeline,
@@ -55,6 +56,13 @@ APPEND_TIMELINE = (
     .on_conflict_do_nothing(index_elements=["event_id"])
     .returning(case_timeline.c.event_id)
 )
+_search_insert = insert(case_search)
+UPSERT_SEARCH = precompiled(
+    _search_insert.on_conflict_do_update(
+        index_elements=["case_id"], set_={"grams": _search_insert.excluded.grams}
+    ),
+    ["case_id", "grams"],
+)
 INSERT_WORKLIST = precompiled(insert(worklist_item), [c.name for c in worklist_item.columns])
 
 
@@ -86,6 +94,7 @@ async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -
         runs[event.case_id].append((event, event.occurred_at))
     after = {c: domain.apply_all(before[c], runs[c]) for c in case_ids}
     await _write_summaries(conn, [after[c] for c in case_ids])  # type: ignore[misc]
+    await write_search(conn, [after[c] for c in case_ids if search_changed(before[c], after[c])])  # type: ignore[misc]
     await _write_stats(conn, domain.stat_deltas([(before[c], after[c]) for c in case_ids]))  # type: ignore[misc]
     changed = [c for c in case_ids if _worklist_changed(before[c], after[c])]
     if changed:
@@ -122,10 +131,23 @@ def timeline_row(delivery: Delivery) -> dict[str, Any]:
 
 
 def summary_row(state: dict[str, Any]) -> dict[str, Any]:
-    """The case_summary row of a folded summary (every column present, search grams filled)."""
-    row = {name: state.get(name) for name in SUMMARY_COLUMNS}
-    row["search_grams"] = domain.grams(row["search_text"])
-    return row
+    """The case_summary row of a folded summary (every column present)."""
+    return {name: state.get(name) for name in SUMMARY_COLUMNS}
+
+
+def search_changed(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether the case's keyword grams (case_search) need writing."""
+    return before is None or before.get("search_text") != after.get("search_text")
+
+
+def search_row(state: dict[str, Any]) -> dict[str, Any]:
+    """The case_search row of a folded summary."""
+    return {"case_id": state["case_id"], "grams": domain.grams(state["search_text"])}
+
+
+async def write_search(conn: AsyncConnection, states: list[dict[str, Any]]) -> None:
+    if states:
+        await conn.execute(UPSERT_SEARCH, [search_row(s) for s in states])
 
 
 async def _write_summaries(conn: AsyncConnection, states: list[dict[str, Any]]) -> None:

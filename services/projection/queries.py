@@ -12,12 +12,13 @@ import sqlalchemy as sa
 
 from runtime.problems import Problem
 from services.projection.domain import CHINA, keyword_grams, normalise
+from services.projection.tables import case_search
 from services.projection.tables import case_summary as cs
 
 SORTS = {"opened_at": cs.c.opened_at, "last_event_at": cs.c.last_event_at}
 CARDS = {"yellow", "red", "none"}
 # What a page returns: every column but the search index material.
-LISTED = [c for c in cs.c if c.name not in ("search_text", "search_grams")]
+LISTED = [c for c in cs.c if c.name != "search_text"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,11 @@ def keyword_conditions(keyword: str) -> list[sa.ColumnElement[bool]]:
     word = normalise(keyword)
     if not word:
         return []
-    conditions: list[sa.ColumnElement[bool]] = [cs.c.search_grams.contains(keyword_grams(word))]
+    conditions: list[sa.ColumnElement[bool]] = [
+        cs.c.case_id.in_(
+            sa.select(case_search.c.case_id).where(case_search.c.grams.contains(keyword_grams(word)))
+        )
+    ]
     if len(word) > 2:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(cs.c.search_text.like(f"%{escaped}%", escape="\\"))

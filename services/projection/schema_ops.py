@@ -13,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 LIVE = "public"
 # The order the live consumer touches its tables in (inbox first, tracking last): locking in the same
 # order means the swap waits for an in-flight batch instead of deadlocking with it.
-LOCK_ORDER = ("inbox", "case_timeline", "case_summary", "case_stats_daily", "worklist_item", "tracking")
+LOCK_ORDER = (
+    "inbox", "case_timeline", "case_summary", "case_search", "case_stats_daily", "worklist_item", "tracking",
+)  # fmt: skip
 CHECKSUMS = {
     "case_summary": ("case_id", None),
+    "case_search": ("case_id", None),
     "case_timeline": ("event_id", None),
     "case_stats_daily": ("day, category_code, town_code, department_code, source", "received <> 0"),
     "worklist_item": ("owner_kind, owner_code, case_id", None),

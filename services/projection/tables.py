@@ -79,7 +79,16 @@ case_summary = sa.Table(
     sa.Column("on_time", sa.Boolean),
     sa.Column("handling_seconds", sa.Integer),
     sa.Column("search_text", sa.Text, nullable=False),
-    sa.Column("search_grams", ARRAY(sa.Text), nullable=False),
+)
+
+# The keyword index of each case: the grams of its search text, apart from case_summary so that a status
+# change (a non-HOT update, a new entry in every index of the row) does not insert ~100 GIN keys again.
+# Written when a case's search text changes.
+case_search = sa.Table(
+    "case_search",
+    metadata,
+    sa.Column("case_id", sa.Text, primary_key=True),
+    sa.Column("grams", ARRAY(sa.Text), nullable=False),
 )
 
 case_timeline = sa.Table(

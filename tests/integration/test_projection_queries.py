@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from contracts.envelope import Envelope
@@ -251,3 +252,29 @@ async def test_worklists_hold_each_desks_open_cases(api, seeded):
     assert {i["case_id"] for i in cgj} == {seeded["lamp"], seeded["red"]}
     refused = await get(api, "/v1/worklists/department/STHJJ", key=CGJ)
     assert refused.status_code == 403
+
+
+async def test_keyword_grams_are_rewritten_when_the_text_changes_not_with_every_event(api, projection_engine):
+    case = f.case_id()
+
+    async def grams_version():
+        async with projection_engine.connect() as conn:
+            return (
+                await conn.execute(
+                    sa.text("SELECT xmin::text FROM case_search WHERE case_id = :c"), {"c": case}
+                )
+            ).scalar_one()
+
+    await feed(
+        projection_engine, f.case_received(case, occurred_at=at(0), received_at=at(0), description="井盖缺失")
+    )
+    written = await grams_version()
+    await feed(
+        projection_engine, f.case_assigned(case, "CGJ", at=at(1)), f.assignment_accepted(case, at=at(2))
+    )
+    assert await grams_version() == written  # status changes leave the keyword index alone
+    assert case in {i["case_id"] for i in (await get(api, "/v1/cases", q="井盖")).json()["items"]}
+
+    await feed(projection_engine, f.reply_submitted(case, at=at(3), reply="已补装新井盖并加固"))
+    assert await grams_version() != written  # the reply is searchable text
+    assert case in {i["case_id"] for i in (await get(api, "/v1/cases", q="加固")).json()["items"]}
