@@ -34,6 +34,17 @@ async def processed(engine) -> int:
         return (await conn.execute(sa.select(sa.func.sum(case_summary.c.events_applied)))).scalar() or 0
 
 
+def rebuild_settings(infrastructure, projection_engine, topic) -> ProjectionSettings:
+    """The live projection's settings, as the rebuild CLI would read them."""
+    return ProjectionSettings(
+        kafka_bootstrap_servers=infrastructure.kafka_bootstrap,
+        postgres_url=infrastructure.postgres_url,
+        database_name=projection_engine.url.database,
+        case_events_topic=topic,
+        consumer_group=LIVE_CONSUMER,
+    )
+
+
 async def test_a_rebuild_from_zero_gives_read_models_identical_to_the_live_ones_and_swaps_in(
     infrastructure, projection_engine, producer, topic
 ):
@@ -41,13 +52,7 @@ async def test_a_rebuild_from_zero_gives_read_models_identical_to_the_live_ones_
     events = [e for k, c in enumerate(cases) for e in lifecycle(c)[: 3 + k % 7]]
     events.append(f.case_escalated("NEVER-RECEIVED"))  # an unknown case in the log too
     await publish(producer, [f.message(e, topic) for e in events])
-    settings = ProjectionSettings(
-        kafka_bootstrap_servers=infrastructure.kafka_bootstrap,
-        postgres_url=infrastructure.postgres_url,
-        database_name=projection_engine.url.database,
-        case_events_topic=topic,
-        consumer_group=LIVE_CONSUMER,
-    )
+    settings = rebuild_settings(infrastructure, projection_engine, topic)
     async with running_consumer(infrastructure, projection_engine, producer, topic, name=LIVE_CONSUMER):
         await eventually(lambda: _at_least(projection_engine, len(events)))
 
@@ -81,13 +86,7 @@ async def test_cases_that_leave_the_rebuilds_memory_and_re_published_events_rebu
     messages = [f.message(run[step], topic) for step in range(9) for run in runs if step < len(run)]
     log = [m for k, m in enumerate(messages) for _ in range(2 if k % 5 == 0 else 1)]
     await publish(producer, log)
-    settings = ProjectionSettings(
-        kafka_bootstrap_servers=infrastructure.kafka_bootstrap,
-        postgres_url=infrastructure.postgres_url,
-        database_name=projection_engine.url.database,
-        case_events_topic=topic,
-        consumer_group=LIVE_CONSUMER,
-    )
+    settings = rebuild_settings(infrastructure, projection_engine, topic)
     async with running_consumer(infrastructure, projection_engine, producer, topic, name=LIVE_CONSUMER):
         await eventually(lambda: _at_least(projection_engine, len(messages)))
 
@@ -104,13 +103,7 @@ async def test_a_rebuild_without_switch_leaves_the_live_schema_serving(
 ):
     case = f.case_id()
     await publish(producer, [f.message(e, topic) for e in lifecycle(case)])
-    settings = ProjectionSettings(
-        kafka_bootstrap_servers=infrastructure.kafka_bootstrap,
-        postgres_url=infrastructure.postgres_url,
-        database_name=projection_engine.url.database,
-        case_events_topic=topic,
-        consumer_group=LIVE_CONSUMER,
-    )
+    settings = rebuild_settings(infrastructure, projection_engine, topic)
     report = await rebuild(settings, switch=False, progress=False)
     assert report.rebuilt_checksums["case_summary"].startswith("1:")
     async with projection_engine.connect() as conn:
