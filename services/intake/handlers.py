@@ -284,21 +284,23 @@ async def _earlier(
     if not keys:
         return await db.fetchrow(_EXISTING, appeal.source.value, appeal.external_id), None
     await db.execute(_LOCK, keys)
-    window = max(policy.same_caller_window, policy.nearby_window)
+    caller, nearby = policy.same_caller_window, policy.nearby_window
     d_lat, d_lon = _box(policy, lat) if lat is not None else (0.0, 0.0)
     rows = await db.fetch(
         _EARLIER,
         appeal.source.value,
         appeal.external_id,
         category,
-        appeal.received_at - window,
-        appeal.received_at + window,
+        appeal.received_at - caller,
+        appeal.received_at + caller,
         ref,
         lat is not None,
         (lat or 0.0) - d_lat,
         (lat or 0.0) + d_lat,
         (lon or 0.0) - d_lon,
         (lon or 0.0) + d_lon,
+        appeal.received_at - nearby,
+        appeal.received_at + nearby,
     )
     existing = next((r for r in rows if r["earlier"]), None)
     candidates = [
@@ -309,6 +311,10 @@ async def _earlier(
     return existing, domain.find_duplicate(category, ref, lat, lon, appeal.received_at, candidates, policy)
 
 
+# The earlier submission, then the duplicate candidates in two index-friendly parts: the caller's own
+# appeals in the caller window (appeals_citizen), and the category's appeals near the place in the shorter
+# nearby window (appeals_dedupe). One query over the category for the longer window scanned every appeal
+# of the category in it; a case found by both parts is a candidate twice, which find_duplicate takes alike.
 _EARLIER = """
 SELECT true AS earlier, case_id, fingerprint, duplicate_of, token, status,
        NULL::text AS citizen_ref, NULL::float8 AS lat, NULL::float8 AS lon, NULL::timestamptz AS received_at
@@ -316,9 +322,16 @@ FROM appeals WHERE source = $1 AND external_id = $2
 UNION ALL (
     SELECT false, case_id, NULL, NULL, NULL, NULL, citizen_ref, lat, lon, received_at
     FROM appeals
-    WHERE category = $3 AND status IN ('open', 'replied') AND duplicate_of IS NULL
+    WHERE citizen_ref = $6 AND category = $3 AND status IN ('open', 'replied') AND duplicate_of IS NULL
       AND received_at BETWEEN $4 AND $5
-      AND (citizen_ref = $6 OR ($7 AND lat BETWEEN $8 AND $9 AND lon BETWEEN $10 AND $11))
+    ORDER BY received_at
+    LIMIT 200
+)
+UNION ALL (
+    SELECT false, case_id, NULL, NULL, NULL, NULL, citizen_ref, lat, lon, received_at
+    FROM appeals
+    WHERE $7 AND category = $3 AND status IN ('open', 'replied') AND duplicate_of IS NULL
+      AND received_at BETWEEN $12 AND $13 AND lat BETWEEN $8 AND $9 AND lon BETWEEN $10 AND $11
     ORDER BY received_at
     LIMIT 200
 )

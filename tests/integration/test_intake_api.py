@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -170,6 +170,15 @@ async def test_the_same_caller_and_category_within_seven_days_is_linked_as_a_dup
     received, linked = await intake.events(repeat["case_id"])
     assert received.duplicate_of == primary["case_id"]
     assert linked.primary_case_id == primary["case_id"] and linked.reason == "same_caller_same_category"
+
+
+async def test_the_same_caller_five_days_later_is_linked_though_it_is_past_the_nearby_window(intake):
+    earlier = datetime.now(UTC) - timedelta(days=5)  # caller window 7 days, nearby window 48 hours
+    first = hotline_order(12, seed=3102, now=earlier) | {"category_code": "9001"}
+    second = hotline_order(13, seed=3102) | {"category_code": "9001", "caller_phone": first["caller_phone"]}
+    primary = (await intake.client.post("/v1/intake/hotline", json=first, headers=HOTLINE)).json()
+    repeat = (await intake.client.post("/v1/intake/hotline", json=second, headers=HOTLINE)).json()
+    assert repeat["duplicate_of"] == primary["case_id"]
 
 
 async def test_the_same_category_nearby_is_a_duplicate_but_far_away_or_another_category_is_not(intake):
