@@ -30,7 +30,7 @@ from contracts.events.intake import (
     DuplicateLinked,
 )
 from contracts.events.routing import Assignee, CaseAssigned, CaseTransferred, RoutingBasis
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, UnitOfWorkFactory
 from runtime.db import outbox
 from runtime.outbox import current_trace_headers, outbox_columns, outbox_insert_from_arrays
 from services.routing import dispatch
@@ -39,7 +39,6 @@ from services.routing.domain import assignment as sm
 from services.routing.domain.assignment import CaseRouting, Status
 from services.routing.domain.decision import CaseFacts, Decision, ReferenceData, decide
 from services.routing.refdata_store import RefDataCache
-from services.routing.tables import routing_cases
 
 log = structlog.get_logger(__name__)
 DECISIONS = Counter(
@@ -162,11 +161,12 @@ def _case_columns(records: list[CaseRecord]) -> tuple[list, ...]:
     return columns
 
 
-_LOAD_CASES = (
+_READ_CASES = (
     "SELECT case_id, state::text AS state, received::text AS received,"
     " decision_event_ids::text AS decision_event_ids"
-    " FROM routing_cases WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR UPDATE"
+    " FROM routing_cases WHERE case_id = ANY($1::text[]) ORDER BY case_id"
 )
+_LOAD_CASES = _READ_CASES + " FOR UPDATE"
 _SAVE_CASES = """
 INSERT INTO routing_cases (case_id, status, assignee_kind, assignee_code, state, received, decision_event_ids)
 SELECT c.case_id, c.status, c.assignee_kind, c.assignee_code, c.state::jsonb, c.received::jsonb,
@@ -183,10 +183,9 @@ _ENQUEUE = outbox_insert_from_arrays(1)
 
 async def load_case(conn: AsyncConnection, case_id: str) -> CaseRecord | None:
     """A case's record, read without a lock (for queries)."""
-    row = (await conn.execute(sa.select(routing_cases).where(routing_cases.c.case_id == case_id))).first()
-    if row is None:
-        return None
-    return CaseRecord(CaseRouting.model_validate(row.state), row.received, list(row.decision_event_ids))
+    db: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+    row = await db.fetchrow(_READ_CASES, [case_id])
+    return None if row is None else _record(row)
 
 
 # --- recording events and work items -----------------------------------------------------------------
@@ -346,7 +345,7 @@ class CaseEvents:
         self.book = book
 
     @classmethod
-    def factory(cls, ctx: RoutingContext):  # noqa: ANN206 - runtime.consumer.UnitOfWorkFactory
+    def factory(cls, ctx: RoutingContext) -> UnitOfWorkFactory:
         async def open_unit(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> CaseEvents:
             book = CaseBook(conn)
             await book.lock(
