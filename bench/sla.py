@@ -14,7 +14,8 @@
    events are reported separately.
 
 CPU seconds of this process and of PostgreSQL (its backends included) are reported per stored and per fired
-timer, with the load average, since wall-clock figures on a shared box say little on their own.
+timer, with the load average, since wall-clock figures on a shared box say little on their own; PostgreSQL's
+own profile of the firing (pg_stat_statements: execution time per fired event, the costliest statements).
 
 Starts its own PostgreSQL on port 38432 (fresh data in .local/bench-sla/pg; Kafka is not needed: lag
 ends at the outbox) and writes bench/results/sla.json.
@@ -37,6 +38,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench import _pgstat
 from bench._watch import ProcessSampler
 from devtools import infra
 from runtime import migrations
@@ -165,7 +167,9 @@ async def due_together(engine: AsyncEngine, ctx: SlaContext, count: int, due: da
             await store.schedule_many(conn, timers)
 
 
-async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSettings, count: int) -> dict:
+async def firing_lag(
+    engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSettings, count: int, server_url: str
+) -> dict:
     anchor = time.time()
     ctx = SlaContext.from_settings(settings)
     ctx.clock = ScaledClock(ORIGIN, anchor, 1.0)
@@ -179,6 +183,7 @@ async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSett
     expected = count + count // 2  # every card, plus escalation level 1 of each red card
     runner = TimerRunner(engine, ctx, lambda: None)
     stop = asyncio.Event()
+    sessions = await _pgstat.reset(server_url)
     cpu_before = cpu.cpu_seconds()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -193,6 +198,7 @@ async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSett
         stop.set()
         await task
     cpu_after = cpu.cpu_seconds()
+    statements = await _pgstat.top(server_url, expected, sessions, limit=6)
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -217,6 +223,7 @@ async def firing_lag(engine: AsyncEngine, cpu: ProcessSampler, settings: SlaSett
         "runner_batch_size": settings.sla_timer_batch_size,
         "runner_concurrency": settings.sla_timer_concurrency,
         "runner_idle_poll_s": settings.sla_timer_idle_poll_s,
+        "postgres_per_event_fired": statements,
         "claim_plan": next(line for line in plan if "Scan" in line and "sla_timers" in line).strip(" ->"),
     }
 
@@ -240,7 +247,7 @@ async def run(args: argparse.Namespace, server_url: str, postgres_pid: int) -> d
     cpu.own_only.add("bench")
     try:
         results = await schedule(engine, cpu, args.timers, args.batch, ORIGIN)
-        results |= await firing_lag(engine, cpu, settings, args.due)
+        results |= await firing_lag(engine, cpu, settings, args.due, server_url)
     finally:
         await engine.dispose()
     return results
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         # commit timestamps tell when each outbox row became visible; the setting needs a restart
         asyncio.run(_enable_commit_timestamps(postgres.dsn()))
         postgres.stop()
-        postgres = infra.start_postgres(WORK / "pg", args.port, fresh=False)
+        postgres = infra.start_postgres(WORK / "pg", args.port, fresh=False, statement_stats=True)
         postgres.create_databases([DATABASE])
         url = postgres.dsn(DATABASE).replace("postgresql://", "postgresql+asyncpg://", 1)
         migrations.upgrade(MIGRATIONS, url)

@@ -6,8 +6,9 @@
    their cases are recent), plus inbox and tracking rows for the live consumer's name (so after the swap
    the live consumer recognises what the rebuild already applied).
 3. Add the secondary indexes, catch up to the new end offsets with the projector's own write path.
-4. Lock the live tables in the live consumer's order (it pauses between batches), catch up to exactly
-   the live consumer's tracked offsets, compare checksums, rename the schemas (atomic), commit.
+4. Lock the live tables against writes in the live consumer's order (it pauses between batches;
+   readers go on), catch up to exactly the live consumer's tracked offsets, compare checksums, rename
+   the schemas (atomic), commit.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
+from services.projection import schema_ops
 from services.projection.config import ProjectionSettings
 from services.projection.rebuild import rebuild
 from services.projection.tables import case_summary
@@ -116,3 +119,19 @@ async def test_a_rebuild_without_switch_leaves_the_live_schema_serving(
 
 async def _at_least(engine, count: int) -> bool:
     return await processed(engine) >= count
+
+
+async def test_the_switch_lock_holds_the_live_writers_but_not_the_readers(projection_engine):
+    """While the switch catches up and checksums, operators' queries answer; the consumer's writes wait."""
+    async with projection_engine.connect() as switch, switch.begin():
+        await schema_ops.lock_live(switch)
+        async with projection_engine.connect() as other:
+            async with other.begin():
+                await other.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+                assert await other.scalar(sa.select(sa.func.count()).select_from(case_summary)) >= 0
+            for table in schema_ops.LOCK_ORDER:
+                with pytest.raises(DBAPIError) as refused:
+                    async with other.begin():
+                        await other.execute(sa.text("SET LOCAL lock_timeout = '200ms'"))
+                        await other.execute(sa.text(f"DELETE FROM public.{table} WHERE false"))
+                assert getattr(refused.value.orig, "sqlstate", None) == "55P03", table  # lock_not_available
