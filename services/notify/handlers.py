@@ -8,6 +8,7 @@ the queued messages are written once at the end.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,11 @@ class Notifier:
     satisfaction_url: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    @functools.cached_property
+    def once_templates(self) -> list[str]:
+        """Templates of the subscriptions that send at most once per case and recipient."""
+        return sorted({rule.template for rule in self.table.subscriptions if rule.once_per_case})
+
     async def open_unit(self, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> NotifyBatch:
         """The unit of work of one consumed batch (runtime.consumer), the facts of its cases locked."""
         batch = NotifyBatch(self, conn)
@@ -70,6 +76,9 @@ class NotifyBatch:
     facts: dict[str, case_facts.CaseFacts | None] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # (case, recipient, template) of once-per-case messages queued, for the cases in ``told_cases``
+    told: set[tuple[str, str, str]] = field(default_factory=set)
+    told_cases: set[str] = field(default_factory=set)
 
     async def lock(self, case_ids: set[str]) -> None:
         wanted = sorted(case_ids - self.facts.keys())
@@ -138,23 +147,25 @@ class NotifyBatch:
         self.changed, self.rows = set(), []
 
     async def _already_told(self, case_id: str, notice: Notice) -> bool:
-        """A once-per-case message already queued, in this batch or before."""
-        if any(
-            (row["case_id"], row["recipient"], row["template"])
-            == (case_id, notice.recipient, notice.template)
-            for row in self.rows
-        ):
-            return True
-        found = await self.conn.execute(
-            sa.select(deliveries.c.id)
-            .where(
-                deliveries.c.case_id == case_id,
-                deliveries.c.recipient == notice.recipient,
-                deliveries.c.template == notice.template,
+        """A once-per-case message already queued, in this batch or before; if not, it is now.
+
+        The first such question in a batch reads the once-per-case messages of every case the batch has
+        locked, in one statement; later ones are answered from memory."""
+        if case_id not in self.told_cases:
+            cases = sorted(self.facts.keys() - self.told_cases)
+            found = await self.conn.execute(
+                sa.select(deliveries.c.case_id, deliveries.c.recipient, deliveries.c.template).where(
+                    deliveries.c.case_id.in_(cases),
+                    deliveries.c.template.in_(self.notifier.once_templates),
+                )
             )
-            .limit(1)
-        )
-        return found.first() is not None
+            self.told.update((row.case_id, row.recipient, row.template) for row in found)
+            self.told_cases.update(cases)
+        key = (case_id, notice.recipient, notice.template)
+        if key in self.told:
+            return True
+        self.told.add(key)
+        return False
 
 
 _DELIVERY_COLUMNS = (

@@ -521,3 +521,38 @@ async def test_the_delivery_log_of_a_case_is_served_to_operators_only(notify_eng
     assert case_life.MASKED_PHONE in log[2]["body"] and case_life.CLEAR_PHONE not in ok.text
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
     assert (anonymous.status_code, grid.status_code) == (401, 403)
+
+
+async def test_a_once_per_case_message_is_queued_once_within_a_batch_and_across_batches(notify_engine):
+    """The citizen hears "accepted" once per case: a second acceptance in the same batch, or one in a
+    later transaction (the delivery is then read from the table), queues nothing more for the citizen."""
+    settings = settings_for("t")
+    notifier = bootstrap.build_notifier(settings, directory_for(settings))
+    case_id = case_life.new_case_id()
+    life = case_life.life(case_id)
+    accepted = life[5]  # after received, assigned, returned, assigned again, deadline set
+    again = accepted.model_copy(update={"assignment_id": "a9", "occurred_at": datetime.now(UTC)})
+    later = accepted.model_copy(update={"assignment_id": "a10", "occurred_at": datetime.now(UTC)})
+
+    def delivery(event) -> Delivery:
+        m = encode_event(event, source="/gridline/tests", topic="t")
+        return Delivery(decode_message(m.key.encode(), m.headers, m.value), "t", 0, 0)
+
+    async def run_unit(events) -> None:
+        async with notify_engine.begin() as conn:
+            unit = await notifier.open_unit(conn, [delivery(e) for e in events])
+            for event in events:
+                await unit.handle(delivery(event))
+            await unit.finish()
+
+    async def told() -> int:
+        found = await rows(notify_engine, case_id)
+        return len([r for r in found if r.template == "citizen_accepted"])
+
+    await run_unit([*life[:6], again])
+    assert await told() == 1
+    await run_unit([later])
+    assert await told() == 1
+    other = case_life.new_case_id()
+    await run_unit([e.model_copy(update={"case_id": other}) for e in life[:6]])
+    assert len([r for r in await rows(notify_engine, other) if r.template == "citizen_accepted"]) == 1
