@@ -29,7 +29,6 @@ def build_app(settings: ProjectionSettings | None = None) -> FastAPI:
             ConsumerSpec(
                 settings.consumer_group,
                 [settings.case_events_topic],
-                projector.project,
                 batch_handler=projector.project_batch,
             )
         ],
