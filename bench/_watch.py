@@ -149,6 +149,19 @@ class VisibilityProbe:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def cpu_per(
+    before: dict[str, float],
+    after: dict[str, float],
+    count: float,
+    scale: float = 1000.0,
+    digits: int | None = 2,
+) -> dict[str, float]:
+    """CPU per unit of work of each process between two ``ProcessSampler.cpu_seconds`` samples: seconds
+    times ``scale`` (1000: milliseconds) over ``count`` units. Unlike a rate or a latency, it holds on a
+    busy machine."""
+    return {name: round((after[name] - before[name]) * scale / max(count, 1), digits) for name in after}
+
+
 class ProcessSampler:
     """CPU seconds (with reaped children: PostgreSQL's backends) and peak RSS of named process trees."""
 

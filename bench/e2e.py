@@ -75,6 +75,7 @@ from bench._watch import (
     ProcessSampler,
     ProjectionProgress,
     VisibilityProbe,
+    cpu_per,
     events_consumed,
 )
 from devtools.system import SERVICES, LocalSystem
@@ -237,7 +238,7 @@ class Bench:
         elapsed = time.monotonic() - started
         cpu1, consumed1 = self.sampler.cpu_seconds(), await events_consumed(self.metrics)
         result = self.summarise(mine, answers, rate, count, offered_s, sent_s)
-        result["cpu_seconds"] = {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1}
+        result["cpu_seconds"] = cpu_per(cpu0, cpu1, 1, scale=1)
         result["cpu_ms_per_case"] = per_case(result["cpu_seconds"], len(mine))
         result["peak_memory_mb"] = {k: round(v / 2**20) for k, v in self.sampler.peak_rss.items()}
         result["events_consumed_per_s"] = {
@@ -323,7 +324,7 @@ class Bench:
         projected = [c for c in cases if c in self.progress.visible]
         wall = max(self.progress.visible[c] for c in projected) - wall_started if projected else None
         cpu1 = self.sampler.cpu_seconds()
-        cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu1}
+        cpu = cpu_per(cpu0, cpu1, 1, scale=1, digits=1)
         statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
         return {
             "cases": count,

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench._stack import Ports, local_stack
-from bench._watch import ProcessSampler
+from bench._watch import ProcessSampler, cpu_per
 from devtools import infra
 from devtools.sample import hotline_order
 
@@ -121,10 +121,7 @@ async def run_bench(args: argparse.Namespace, url: str, sampler: ProcessSampler 
             if sampler and saturated["requests"]:
                 # CPU per request of each process: unlike the rate, it holds on a busy machine.
                 cpu_after = sampler.cpu_seconds()
-                saturated["cpu_ms_per_request"] = {
-                    name: round((cpu_after[name] - cpu_before[name]) * 1000 / saturated["requests"], 2)
-                    for name in cpu_after
-                }
+                saturated["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, saturated["requests"])
                 print(f"CPU ms per request: {saturated['cpu_ms_per_request']}")
             results["wrk_closed_loop"] = saturated
             rate, refused = saturated["requests_per_s"], saturated["non_2xx"]

@@ -38,7 +38,7 @@ from shapely.geometry import shape
 
 from bench import _pgstat
 from bench._stack import BENCH_ENV, Ports, local_stack
-from bench._watch import ProcessSampler
+from bench._watch import ProcessSampler, cpu_per
 from contracts.envelope import encode_event
 from contracts.events import Location
 from devtools.system import SERVICES, LocalSystem
@@ -273,9 +273,7 @@ async def drive(system: LocalSystem, rate: float, seconds: float, sampler: Proce
         "goal_p99_ms": 200,
         # CPU per case of each process while the measured cases were offered and dispatched: unlike the
         # latencies, not inflated by other work on the machine.
-        "cpu_ms_per_case": {
-            name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(sent), 2) for name in cpu_after
-        },
+        "cpu_ms_per_case": cpu_per(cpu_before, cpu_after, len(sent)),
         "postgres_statements": statements,
         "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
         "loadavg_1_5_15_after": [round(x, 2) for x in load_after],

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import _pgstat
-from bench._watch import ProcessSampler
+from bench._watch import ProcessSampler, cpu_per
 from devtools import infra
 from runtime import migrations
 from services.sla import store
@@ -95,12 +95,9 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def cpu_per(before: dict[str, float], after: dict[str, float], count: int, what: str) -> dict:
+def cpu_us(before: dict[str, float], after: dict[str, float], count: int, what: str) -> dict:
     """CPU microseconds per ``what`` of each process tree between two samples."""
-    return {
-        f"cpu_{name}_us_per_{what}": round((after[name] - before[name]) * 1e6 / max(count, 1))
-        for name in after
-    }
+    return {f"cpu_{name}_us_per_{what}": v for name, v in cpu_per(before, after, count, 1e6, None).items()}
 
 
 async def schedule(engine: AsyncEngine, cpu: ProcessSampler, total: int, batch: int, start: datetime) -> dict:
@@ -125,7 +122,7 @@ async def schedule(engine: AsyncEngine, cpu: ProcessSampler, total: int, batch: 
         "timers": total,
         "schedule_s": round(elapsed, 1),
         "schedule_timers_per_s": round(total / elapsed),
-        **cpu_per(cpu_before, cpu_after, total, "timer_scheduled"),
+        **cpu_us(cpu_before, cpu_after, total, "timer_scheduled"),
         "table_heap_mb": round(heap / 2**20, 1),
         "table_indexes_mb": round(indexes / 2**20, 1),
         "table_bytes_per_timer": round((heap + indexes) / max(total, 1)),
@@ -219,7 +216,7 @@ async def firing_lag(
         "escalations_emitted": len(ladder),
         "escalation_lag_p99_s": round(_quantile(ladder, 0.99), 3),
         "events_per_s_until_last": round(len(rows) / last) if last > 0 else None,
-        **cpu_per(cpu_before, cpu_after, len(rows), "event_fired"),
+        **cpu_us(cpu_before, cpu_after, len(rows), "event_fired"),
         "runner_batch_size": settings.sla_timer_batch_size,
         "runner_concurrency": settings.sla_timer_concurrency,
         "runner_idle_poll_s": settings.sla_timer_idle_poll_s,
