@@ -12,7 +12,10 @@ Each batch of records from one partition is handled in one database transaction:
    one by one and writes what they changed at the end (routing does; the projection's batch handler is
    one that only acts at the end);
 4. the partition's tracking row is updated and the transaction commits; Kafka offsets are committed
-   only after that, so a crash anywhere means redelivery, and redelivery is harmless.
+   only after that, so a crash anywhere means redelivery, and redelivery is harmless. A busy consumer
+   commits them at most once per ``commit_interval_s`` (the first batch after a quiet spell at once):
+   an offset commit costs the broker about as much as a fetch, and after a crash the inbox recognises
+   the second or so of events read again.
 
 If a handler rejects an event (or fails on it with a bug), the optimistic pass is rolled back and the
 batch is handled again carefully: each event in its own savepoint, the failing one dead-lettered with its
@@ -182,6 +185,7 @@ class EventConsumer:
         unit_of_work: UnitOfWorkFactory | None = None,
         handles: Collection[type[CaseEvent]] | None = None,
         batch_size: int = 500,
+        commit_interval_s: float = 1.0,
         fault_exit_after_db_commit: int = 0,
         after_commit: Callable[[], None] | None = None,
     ) -> None:
@@ -198,6 +202,9 @@ class EventConsumer:
         self._open_unit = unit_of_work
         self._ignored = ignored_type_names(handles)
         self._batch_size = batch_size
+        self._commit_interval_s = commit_interval_s
+        self._uncommitted: dict[TopicPartition, int] = {}  # next offsets whose events are in the database
+        self._committed_at = -float("inf")
         self._fault_exit_after = fault_exit_after_db_commit
         self._after_commit = after_commit
         self._db_commits = 0
@@ -211,15 +218,11 @@ class EventConsumer:
             try:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 self.status.assigned = len(self._consumer.assignment())
-                done: dict[TopicPartition, int] = {}
-                try:
-                    for tp, records in batches.items():
-                        await self._process_partition_batch(tp, records)
-                        done[tp] = records[-1].offset + 1
-                        self._update_lag(tp, records[-1].offset)
-                finally:
-                    if done:  # one commit request for every partition whose batch is in the database
-                        await self._consumer.commit(done)
+                for tp, records in batches.items():
+                    await self._process_partition_batch(tp, records)
+                    self._uncommitted[tp] = records[-1].offset + 1
+                    self._update_lag(tp, records[-1].offset)
+                await self._commit_offsets()
                 self.status.last_error = None
                 backoff = 0.5
             except Exception as exc:
@@ -231,11 +234,34 @@ class EventConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 10.0)
+        try:
+            await self._commit_offsets(now=True)
+        except KafkaError as exc:  # the next owner reads again from the last commit; the inbox skips it
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("consumer.final_commit_failed", consumer=self.name, error=error)
+
+    async def _commit_offsets(self, *, now: bool = False) -> None:
+        """One Kafka commit for every partition whose batches are in the database since the last one, if
+        ``commit_interval_s`` has passed since then (or ``now``). Partitions a rebalance took away are
+        left out: their new owner reads from the last commit, and its inbox skips what is done."""
+        loop = asyncio.get_running_loop()
+        if not self._uncommitted or (not now and loop.time() - self._committed_at < self._commit_interval_s):
+            return
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
+        if offsets:
+            await self._consumer.commit(offsets)
+        self._uncommitted.clear()
+        self._committed_at = loop.time()
 
     async def _rewind(self) -> None:
-        """Go back to the last committed offsets so a failed batch is read again."""
+        """Go back to where the database is (or to the last committed offsets) so a failed batch is read
+        again."""
         for tp in self._consumer.assignment():
             try:
+                if (done := self._uncommitted.get(tp)) is not None:
+                    self._consumer.seek(tp, done)
+                    continue
                 committed = await self._consumer.committed(tp)
                 if committed is None:
                     await self._consumer.seek_to_beginning(tp)

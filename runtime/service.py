@@ -142,6 +142,7 @@ def create_app(
                 unit_of_work=spec.unit_of_work,
                 handles=spec.handles,
                 batch_size=settings.consumer_batch_size,
+                commit_interval_s=settings.consumer_commit_interval_s,
                 fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
                 after_commit=runtime.wake_relay,
             )

@@ -35,6 +35,12 @@ class ServiceSettings(BaseSettings):
     case_events_partitions: int = Field(6, description="Partitions of the case event log when created.")
     kafka_replication_factor: int = Field(1, description="Replication factor of topics this service creates.")
     consumer_batch_size: int = Field(500, description="Most events a consumer handles in one transaction.")
+    consumer_commit_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="Most seconds between Kafka offset commits of a busy consumer (the database's inbox "
+        "and tracking rows are the record; a commit only saves re-reading). 0: after every poll.",
+    )
     outbox_batch_size: int = Field(500, description="Most outbox rows the relay publishes in one claim.")
     outbox_poll_interval_s: float = Field(0.2, description="Relay poll interval when no write woke it.")
     db_pool_size: int = Field(
