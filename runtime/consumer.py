@@ -1,6 +1,7 @@
 """The consumer loop every service uses.
 
-Each batch of records from one partition is handled in one database transaction:
+Each poll's records (from every partition it brought; a case's events are all in one partition, in
+order) are handled in one database transaction:
 
 1. every record is decoded (a bad one is bound for ``<topic>.dlq`` with the reason in headers), except
    those of known event types the service does not handle (``handles``): they have no effect, so they
@@ -11,7 +12,7 @@ Each batch of records from one partition is handled in one database transaction:
    handler, or through a unit of work that reads what the whole batch needs at once, takes the events
    one by one and writes what they changed at the end (routing does; the projection's batch handler is
    one that only acts at the end);
-4. the partition's tracking row is updated and the transaction commits; Kafka offsets are committed
+4. each partition's tracking row is updated and the transaction commits; Kafka offsets are committed
    only after that, so a crash anywhere means redelivery, and redelivery is harmless. A busy consumer
    commits them at most once per ``commit_interval_s`` (the first batch after a quiet spell at once):
    an offset commit costs the broker about as much as a fetch, and after a crash the inbox recognises
@@ -20,7 +21,9 @@ Each batch of records from one partition is handled in one database transaction:
 If a handler rejects an event (or fails on it with a bug), the optimistic pass is rolled back and the
 batch is handled again carefully: each event in its own savepoint, the failing one dead-lettered with its
 reason, the others applied. So one bad event costs one batch a second pass, and good batches pay no
-per-event savepoint round trips.
+per-event savepoint round trips. One transaction per poll, not per partition: at a few hundred events
+a second a poll brings one or two events from each of several partitions, and a transaction's fixed
+statements (inbox claim, tracking, commit) cost more than its events.
 
 Infrastructure failures (database or broker unreachable) are not the event's fault: the batch is rolled
 back, the consumer seeks back and retries with backoff instead of dead-lettering good events.
@@ -44,15 +47,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Gauge
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import ContractError, Envelope, decode_message
 from contracts.events import EVENT_TYPES, UPCASTERS, CaseEvent
-from runtime.db import inbox, tracking
+from runtime.db import inbox
 from runtime.kafka import dlq_topic
-from runtime.sql import precompiled
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("gridline.consumer")
@@ -218,8 +219,9 @@ class EventConsumer:
             try:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 self.status.assigned = len(self._consumer.assignment())
+                if batches:
+                    await self._process_poll(batches)
                 for tp, records in batches.items():
-                    await self._process_partition_batch(tp, records)
                     self._uncommitted[tp] = records[-1].offset + 1
                     self._update_lag(tp, records[-1].offset)
                 await self._commit_offsets()
@@ -275,14 +277,16 @@ class EventConsumer:
         if highwater is not None:
             LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
 
-    async def _process_partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _process_poll(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        records = [record for batch in batches.values() for record in batch]
         decoded = [
             None if _header(record, "ce_type") in self._ignored else _decode(record) for record in records
         ]
+        last = {tp: batch[-1].offset for tp, batch in batches.items()}
         try:
-            outcomes = await self._apply(tp, records, decoded, careful=False)
+            outcomes = await self._apply(last, records, decoded, careful=False)
         except _RetryCarefully:
-            outcomes = await self._apply(tp, records, decoded, careful=True)
+            outcomes = await self._apply(last, records, decoded, careful=True)
         for record, outcome in zip(records, outcomes, strict=True):
             CONSUMED.labels(self.name, _header(record, "ce_type") or "?", outcome).inc()
         self.status.processed += len(records)
@@ -295,17 +299,18 @@ class EventConsumer:
 
     async def _apply(
         self,
-        tp: TopicPartition,
+        last: dict[TopicPartition, int],
         records: list[ConsumerRecord],
         decoded: list[Envelope | ContractError | None],
         *,
         careful: bool,
     ) -> list[str]:
-        """One transaction over the batch; returns each record's outcome."""
+        """One transaction over the poll's records (``last``: each partition's last offset); returns each
+        record's outcome."""
         dead_letters: list[tuple[ConsumerRecord, str, str]] = []
         outcomes = ["ignored" if item is None else "duplicate" for item in decoded]
         async with self._engine.begin() as conn:
-            claimed = await self._claim(conn, tp, records, decoded)
+            claimed = await self._claim(conn, records, decoded)
             todo: list[tuple[int, Delivery]] = []
             for index, (record, item) in enumerate(zip(records, decoded, strict=True)):
                 if item is None:
@@ -342,9 +347,9 @@ class EventConsumer:
                 _TRACK,
                 {
                     "consumer": self.name,
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "offset": records[-1].offset,
+                    "topics": [tp.topic for tp in last],
+                    "partitions": [tp.partition for tp in last],
+                    "offsets": list(last.values()),
                 },
             )
         return outcomes
@@ -404,7 +409,6 @@ class EventConsumer:
     async def _claim(
         self,
         conn: AsyncConnection,
-        tp: TopicPartition,
         records: list[ConsumerRecord],
         decoded: list[Envelope | ContractError | None],
     ) -> set[str]:
@@ -416,8 +420,8 @@ class EventConsumer:
             _CLAIM,
             {
                 "consumer": self.name,
-                "topic": tp.topic,
-                "partition": tp.partition,
+                "topics": [r.topic for r, _ in taken],
+                "partitions": [r.partition for r, _ in taken],
                 "event_ids": [_event_id(r, d) for r, d in taken],
                 "offsets": [r.offset for r, _ in taken],
                 "outcomes": [
@@ -488,20 +492,24 @@ class _RetryCarefully(Exception):
 _CLAIM = sa.text(
     """
     INSERT INTO inbox (consumer, event_id, topic, partition, "offset", outcome)
-    SELECT :consumer, claim.event_id, :topic, :partition, claim.position, claim.outcome
-    FROM unnest(CAST(:event_ids AS text[]), CAST(:offsets AS bigint[]), CAST(:outcomes AS text[]))
-        AS claim(event_id, position, outcome)
+    SELECT :consumer, claim.event_id, claim.topic, claim.partition, claim.position, claim.outcome
+    FROM unnest(
+        CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:event_ids AS text[]),
+        CAST(:offsets AS bigint[]), CAST(:outcomes AS text[])
+    ) AS claim(topic, partition, event_id, position, outcome)
     ON CONFLICT (consumer, event_id) DO NOTHING
     RETURNING event_id
     """
 )
-_tracking_insert = insert(tracking)
-_TRACK = precompiled(
-    _tracking_insert.on_conflict_do_update(
-        index_elements=["consumer", "topic", "partition"],
-        set_={"offset": _tracking_insert.excluded.offset, "updated_at": sa.func.now()},
-    ),
-    ["consumer", "topic", "partition", "offset"],
+_TRACK = sa.text(
+    """
+    INSERT INTO tracking (consumer, topic, partition, "offset")
+    SELECT :consumer, position.topic, position.partition, position.last
+    FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[]))
+        AS position(topic, partition, last)
+    ORDER BY position.topic, position.partition
+    ON CONFLICT (consumer, topic, partition) DO UPDATE SET "offset" = excluded."offset", updated_at = now()
+    """
 )
 
 

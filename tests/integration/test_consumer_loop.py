@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from runtime import kafka
 from runtime.consumer import EventConsumer, EventRejected
-from runtime.db import inbox
+from runtime.db import inbox, tracking
 from services.projection.projector import project, project_batch
 from services.projection.tables import case_summary, case_timeline
 from tests import factories
@@ -171,6 +171,51 @@ async def test_an_event_the_handler_rejects_mid_batch_is_dead_lettered_and_its_w
             await conn.execute(sa.select(inbox.c.outcome).where(inbox.c.consumer == "it-projection"))
         ).scalars()
         assert sorted(outcome) == ["applied", "applied", "dead-lettered"]
+
+
+async def test_one_poll_across_partitions_is_one_transaction_that_tracks_each_partition(
+    infrastructure, projection_engine, producer, topic
+):
+    """Events waiting in three partitions are applied in one transaction (not one per partition); a
+    rejected event in one partition is dead-lettered and the other partitions' events are applied; each
+    partition's tracking row holds its last offset."""
+    cases = {p: [factories.case_received() for _ in range(3)] for p in range(3)}
+    bad = cases[1][1]
+
+    async def rejecting_batch(conn, deliveries):
+        await project_batch(conn, deliveries)
+        if any(d.envelope.event.case_id == bad.case_id for d in deliveries):
+            raise EventRejected("not-applicable", "this case is refused by the test")
+
+    async def rejecting(conn, delivery):
+        await project(conn, delivery)
+        if delivery.envelope.event.case_id == bad.case_id:
+            raise EventRejected("not-applicable", "this case is refused by the test")
+
+    for partition, events in cases.items():
+        for m in (factories.message(e, topic) for e in events):
+            await producer.send_and_wait(
+                m.topic, m.value, key=m.key.encode(), headers=m.headers, partition=partition
+            )
+    async with running_consumer(
+        infrastructure, projection_engine, producer, topic, handler=rejecting, batch_handler=rejecting_batch
+    ) as consumer:
+        await eventually(lambda: _consumed(consumer, 9))
+
+    assert consumer._db_commits < 3  # per-partition transactions would take three
+    for events in cases.values():
+        for event in events:
+            row = await summary_of(projection_engine, event.case_id)
+            assert (row is None) if event is bad else (row.events_applied == 1), event.case_id
+    async with projection_engine.connect() as conn:
+        positions = (
+            await conn.execute(
+                sa.select(tracking.c.partition, tracking.c.offset).where(
+                    tracking.c.consumer == "it-projection", tracking.c.topic == topic
+                )
+            )
+        ).all()
+    assert sorted(positions) == [(0, 2), (1, 2), (2, 2)]
 
 
 def _ce_headers(type_name: str, subject: str) -> list[tuple[str, bytes]]:

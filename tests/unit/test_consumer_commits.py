@@ -63,10 +63,10 @@ async def run(polls, interval: float, assigned=(P0, P1)) -> ScriptedConsumer:
         commit_interval_s=interval,  # type: ignore[arg-type]
     )
 
-    async def in_database(tp, records) -> None:  # the batch's transaction, as far as commits care
+    async def in_database(batches) -> None:  # the batch's transaction, as far as commits care
         return None
 
-    consumer._process_partition_batch = in_database  # type: ignore[method-assign]
+    consumer._process_poll = in_database  # type: ignore[method-assign]
     await asyncio.wait_for(consumer.run(stop), timeout=30)
     return fake
 
