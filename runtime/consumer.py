@@ -155,9 +155,11 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     # asyncpg's connection-level errors surface wrapped in DBAPIError with these SQLSTATE classes, or
     # unwrapped when they happen while the pool connects (e.g. 57P03 "the database system is shutting down")
     error = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(error, asyncpg.InterfaceError) and any(
-        sign in str(error) for sign in ("connection is closed", "another operation is in progress")
-    ):  # raw asyncpg (intake's hot path) on a connection the server dropped
+    if isinstance(error, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError) and any(
+        sign in str(error) for sign in ("connection is closed", "another operation")
+    ):  # raw asyncpg (intake's hot path) on a connection the server dropped, also mid-statement while it
+        # shuts down: "cannot switch to state 15; another operation (2) is in progress" (a 500 in the
+        # 100,000-case fault run, where a 503 was due)
         return True
     code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or ""
     return isinstance(code, str) and code[:2] in {"08", "53", "57", "40"}

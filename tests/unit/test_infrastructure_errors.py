@@ -12,6 +12,10 @@ from runtime.consumer import is_infrastructure_error
     [
         asyncpg.InterfaceError("cannot perform operation: connection is closed"),
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        # the server shutting down under a raw asyncpg statement (found by the 100,000-case fault run)
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        ),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
@@ -26,6 +30,7 @@ def test_outages_are_infrastructure(error):
     "error",
     [
         asyncpg.InterfaceError("the server expects 3 arguments for this query, 2 were passed"),
+        asyncpg.exceptions.InternalClientError("unexpected codec state"),
         asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint"),
         asyncpg.exceptions.UndefinedColumnError('column "nope" does not exist'),
         ValueError("a bug"),
