@@ -5,7 +5,9 @@ several replicas share the queue and a crashed worker's rows come back by themse
 sent in its own task with a timeout; a slow endpoint occupies at most the tasks it was given, and after
 ``circuit_threshold`` consecutive failures its circuit opens and its rows wait without being tried.
 Outcomes are recorded with NotificationSent / NotificationFailed (and a DLQ record) in the outbox, in the
-same transaction as the row's new status.
+same transaction as the row's new status. Sends that finish while a recording transaction runs are
+recorded together in the next one (group commit): under a backlog one transaction records many messages,
+and each send still returns only once its outcome is committed.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -85,6 +88,7 @@ class DeliveryWorker:
         self._on_commit, self._clock, self._rng = on_commit, clock, rng or random.Random()
         self.breakers: dict[str, CircuitBreaker] = {}
         self._wake = asyncio.Event()
+        self._recorder = GroupCommit(self._write)
 
     def wake(self) -> None:
         self._wake.set()
@@ -100,10 +104,13 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set; then let sends in progress finish (their leases cover the rest)."""
         in_flight: set[asyncio.Task] = set()
         backoff = 0.5
+        # Claim again when a quarter of the slots is free (or nothing is in flight): one claim per handful
+        # of messages under a backlog, not one per finished send.
+        refill = max(1, self.policy.max_in_flight // 4)
         while not stop.is_set():
             free = self.policy.max_in_flight - len(in_flight)
             try:
-                rows = await self.claim(free) if free > 0 else []
+                rows = await self.claim(free) if free >= refill or not in_flight else []
                 backoff = 0.5
             except Exception as exc:  # the database is down or restarting: wait and claim again
                 if not is_infrastructure_error(exc):
@@ -116,7 +123,7 @@ class DeliveryWorker:
                 task = asyncio.create_task(self.deliver(row), name=f"deliver-{row.id}")
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
-            if len(rows) < free or free <= 0:
+            if len(rows) < free or free < refill:
                 self._wake.clear()
                 await _wait_any(stop, self.policy.poll_interval_s, in_flight, self._wake)
         if in_flight:
@@ -210,12 +217,7 @@ class DeliveryWorker:
         await self._senders[row.channel].send(message, address, route.endpoint)
 
     async def _defer(self, row, until: datetime, reason: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id == row.id, deliveries.c.status == "pending")
-                .values(next_attempt_at=until, deferred_reason=reason)
-            )
+        await self._record(row, next_attempt_at=until, deferred_reason=reason)
         ATTEMPTS.labels(row.channel, row.endpoint, reason).inc()
 
     async def _sent(self, row) -> None:
@@ -225,10 +227,10 @@ class DeliveryWorker:
             trigger_event_id=row.trigger_event_id, recipient=row.recipient, channel=row.channel,
             template=row.template, attempts=attempts, title=row.title,
         )  # fmt: skip
-        values = dict(
-            status="sent", attempts=attempts, sent_at=event.occurred_at, last_error=None, deferred_reason=None
-        )
-        await self._finish(row, values, [self._encode(event, row, "sent")])
+        await self._record(
+            row, [self._encode(event, row, "sent")], status="sent", attempts=attempts,
+            sent_at=event.occurred_at, last_error=None, deferred_reason=None,
+        )  # fmt: skip
         ATTEMPTS.labels(row.channel, row.endpoint, "sent").inc()
         log.info(
             "notify.sent", case_id=row.case_id, notification_id=row.id, channel=row.channel, attempts=attempts
@@ -245,14 +247,9 @@ class DeliveryWorker:
             later = now + timedelta(seconds=delay)
             if row.quiet_hours:
                 later = self.policy.quiet_hours.next_allowed(later)
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    sa.update(deliveries)
-                    .where(deliveries.c.id == row.id, deliveries.c.status == "pending")
-                    .values(
-                        attempts=attempts, next_attempt_at=later, last_error=error, deferred_reason="retry"
-                    )
-                )
+            await self._record(
+                row, attempts=attempts, next_attempt_at=later, last_error=error, deferred_reason="retry"
+            )
             log.info(
                 "notify.retry_scheduled",
                 notification_id=row.id,
@@ -266,26 +263,32 @@ class DeliveryWorker:
             trigger_event_id=row.trigger_event_id, recipient=row.recipient, channel=row.channel,
             attempts=attempts, error=error, template=row.template,
         )  # fmt: skip
-        values = dict(
-            status="failed", attempts=attempts, failed_at=now, last_error=error, deferred_reason=None
-        )
-        await self._finish(
-            row, values, [self._encode(event, row, "failed"), self._dead_letter(row, attempts, error)]
-        )
+        await self._record(
+            row, [self._encode(event, row, "failed"), self._dead_letter(row, attempts, error)],
+            status="failed", attempts=attempts, failed_at=now, last_error=error, deferred_reason=None,
+        )  # fmt: skip
         log.warning(
             "notify.failed", case_id=row.case_id, notification_id=row.id, attempts=attempts, error=error
         )
 
-    async def _finish(self, row, values: dict, messages: list[OutboundMessage]) -> None:
+    async def _record(self, row, messages: Sequence[OutboundMessage] = (), **changes) -> None:
+        """Record a row's new state (and, if it was still pending, its outbox messages); returns once the
+        transaction that holds it has committed. Unchanged columns keep the values the claim read: only
+        this worker's lease writes a claimed row."""
+        state = {column: getattr(row, column) for column in _STATE}
+        state.update(changes)
+        await self._recorder.submit(_Outcome(row.id, state, list(messages)))
+
+    async def _write(self, outcomes: list[_Outcome]) -> None:
+        """One transaction for every outcome that was waiting (group commit)."""
         async with self._engine.begin() as conn:
-            updated = await conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id == row.id, deliveries.c.status == "pending")
-                .values(**values)
-                .returning(deliveries.c.id)
+            result = await conn.execute(
+                _RECORD,
+                {"ids": [o.row_id for o in outcomes]}
+                | {column: [o.state[column] for o in outcomes] for column in _STATE},
             )
-            if updated.first() is not None:
-                await enqueue(conn, messages)
+            recorded = set(result.scalars())
+            await enqueue(conn, [m for o in outcomes if o.row_id in recorded for m in o.messages])
         self._on_commit()
 
     def _encode(self, event, row, outcome: str) -> OutboundMessage:
@@ -319,6 +322,68 @@ class DeliveryWorker:
             value=orjson.dumps(record),
             type="gridline.notify.delivery-failed",
         )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    row_id: str
+    state: dict
+    messages: list[OutboundMessage]
+
+
+class GroupCommit(Generic[T]):
+    """Items submitted while a write runs go together into the next write; each ``submit`` returns when
+    the write holding its item has finished (or raises what that write raised)."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[T, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, item: T) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await asyncio.shield(done)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write([item for item, _ in batch])
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+# The columns an attempt changes; each outcome carries all of them.
+_STATE = ("status", "attempts", "next_attempt_at", "deferred_reason", "last_error", "sent_at", "failed_at")
+_RECORD = sa.text(
+    """
+    UPDATE deliveries AS d
+    SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at,
+        deferred_reason = v.deferred_reason, last_error = v.last_error, sent_at = v.sent_at,
+        failed_at = v.failed_at
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:status AS text[]), CAST(:attempts AS int[]),
+        CAST(:next_attempt_at AS timestamptz[]), CAST(:deferred_reason AS text[]),
+        CAST(:last_error AS text[]), CAST(:sent_at AS timestamptz[]), CAST(:failed_at AS timestamptz[])
+    ) AS v(id, status, attempts, next_attempt_at, deferred_reason, last_error, sent_at, failed_at)
+    WHERE d.id = v.id AND d.status = 'pending'
+    RETURNING d.id
+    """
+)
 
 
 async def _wait_any(
