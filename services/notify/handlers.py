@@ -109,7 +109,7 @@ class NotifyBatch:
         now = notifier.clock()
         quiet = notifier.quiet_hours
         for notice in plan(event, facts, notifier.table, notifier.directory, notifier.renderer, links):
-            if notice.once_per_case and await self._already_told(event.case_id, notice):
+            if notice.once_per_case and not await self._tell_once(event.case_id, notice):
                 continue
             self.rows.append(
                 {
@@ -146,8 +146,9 @@ class NotifyBatch:
             await self.conn.execute(_QUEUE_DELIVERY, self.rows)
         self.changed, self.rows = set(), []
 
-    async def _already_told(self, case_id: str, notice: Notice) -> bool:
-        """A once-per-case message already queued, in this batch or before; if not, it is now.
+    async def _tell_once(self, case_id: str, notice: Notice) -> bool:
+        """Claim a once-per-case message: True (and noted as told) the first time, in this batch or
+        before; False when it was already queued.
 
         The first such question in a batch reads the once-per-case messages of every case the batch has
         locked, in one statement; later ones are answered from memory."""
@@ -163,9 +164,9 @@ class NotifyBatch:
             self.told_cases.update(cases)
         key = (case_id, notice.recipient, notice.template)
         if key in self.told:
-            return True
+            return False
         self.told.add(key)
-        return False
+        return True
 
 
 _DELIVERY_COLUMNS = (
