@@ -16,7 +16,8 @@ order) are handled in one database transaction:
    only after that, so a crash anywhere means redelivery, and redelivery is harmless. A busy consumer
    commits them at most once per ``commit_interval_s`` (the first batch after a quiet spell at once):
    an offset commit costs the broker about as much as a fetch, and after a crash the inbox recognises
-   the second or so of events read again.
+   the second or so of events read again. Before a rebalance takes partitions away, what the database
+   holds for them is committed at once (``rebalance_listener``), so their next owner starts there.
 
 If a handler rejects an event (or fails on it with a bug), the optimistic pass is rolled back and the
 batch is handled again carefully: each event in its own savepoint, the failing one dead-lettered with its
@@ -41,7 +42,13 @@ from typing import Protocol
 import asyncpg
 import sqlalchemy as sa
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import KafkaError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -208,6 +215,7 @@ class EventConsumer:
         self._commit_interval_s = commit_interval_s
         self._uncommitted: dict[TopicPartition, int] = {}  # next offsets whose events are in the database
         self._committed_at = -float("inf")
+        self._assignment_epoch = 0  # one more at every revocation: a poll from before it records nothing
         self._fault_exit_after = fault_exit_after_db_commit
         self._after_commit = after_commit
         self._db_commits = 0
@@ -220,11 +228,15 @@ class EventConsumer:
         while not stop.is_set():
             try:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                epoch = self._assignment_epoch
                 self.status.assigned = len(self._consumer.assignment())
                 if batches:
                     await self._process_poll(batches)
                 for tp, records in batches.items():
-                    self._uncommitted[tp] = records[-1].offset + 1
+                    # A rebalance while the batch was handled: its partitions may be someone else's (or
+                    # ours again, from a newer commit) by now; the database has the events either way.
+                    if epoch == self._assignment_epoch:
+                        self._uncommitted[tp] = records[-1].offset + 1
                     self._update_lag(tp, records[-1].offset)
                 await self._commit_offsets()
                 self.status.last_error = None
@@ -257,6 +269,22 @@ class EventConsumer:
             await self._consumer.commit(offsets)
         self._uncommitted.clear()
         self._committed_at = loop.time()
+
+    def rebalance_listener(self) -> ConsumerRebalanceListener:
+        """Pass to ``subscribe``: commits, before a rebalance, what the database holds for the partitions
+        going away, and forgets them."""
+        return _CommitOnRevoke(self)
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._assignment_epoch += 1
+        offsets = {tp: self._uncommitted.pop(tp) for tp in revoked if tp in self._uncommitted}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. the group moved on without us: the next owner reads again from
+            error = f"{type(exc).__name__}: {exc}"  # the last commit, and its inbox skips what is done
+            log.warning("consumer.revoke_commit_failed", consumer=self.name, error=error)
 
     async def _rewind(self) -> None:
         """Go back to where the database is (or to the last committed offsets) so a failed batch is read
@@ -491,6 +519,17 @@ class _RetryCarefully(Exception):
 
 # Both statements are built once, so SQLAlchemy compiles them once (a statement made per call with its
 # values inline is compiled per call, which cost more than the round trip).
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self._consumer._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        return None
+
+
 _CLAIM = sa.text(
     """
     INSERT INTO inbox (consumer, event_id, topic, partition, "offset", outcome)

@@ -130,8 +130,7 @@ def create_app(
         assert runtime.relay is not None and runtime.producer is not None
         tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
         for spec in consumers:
-            client = kafka.create_consumer(settings.kafka_bootstrap_servers, spec.name, *spec.topics)
-            await client.start()
+            client = kafka.create_consumer(settings.kafka_bootstrap_servers, spec.name)
             consumer = EventConsumer(
                 name=spec.name,
                 consumer=client,
@@ -146,6 +145,8 @@ def create_app(
                 fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
                 after_commit=runtime.wake_relay,
             )
+            client.subscribe(list(spec.topics), listener=consumer.rebalance_listener())
+            await client.start()
             runtime.consumers.append(consumer)
             task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
             task.add_done_callback(_crash_on_failure)

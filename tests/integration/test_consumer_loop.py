@@ -28,9 +28,9 @@ async def running_consumer(
     group=None,
     handler=project,
     batch_handler=project_batch,
+    commit_interval_s=1.0,
 ):
-    client = kafka.create_consumer(infrastructure.kafka_bootstrap, group or name, topic)
-    await client.start()
+    client = kafka.create_consumer(infrastructure.kafka_bootstrap, group or name)
     consumer = EventConsumer(
         name=name,
         consumer=client,
@@ -38,7 +38,10 @@ async def running_consumer(
         engine=engine,
         handler=handler,
         batch_handler=batch_handler,
+        commit_interval_s=commit_interval_s,
     )
+    client.subscribe([topic], listener=consumer.rebalance_listener())  # as runtime.service does
+    await client.start()
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
@@ -227,6 +230,40 @@ def _ce_headers(type_name: str, subject: str) -> list[tuple[str, bytes]]:
         ("ce_subject", subject.encode()),
         ("content-type", b"application/json"),
     ]
+
+
+async def test_a_member_joining_the_group_starts_where_the_database_is(
+    infrastructure, projection_engine, producer, topic
+):
+    cases = [factories.case_received() for _ in range(30)]
+    one_hour = 3600.0  # inside the interval the loop commits the first poll's offsets only
+    async with running_consumer(
+        infrastructure, projection_engine, producer, topic, group="grow", commit_interval_s=one_hour
+    ) as first:
+        await publish(producer, [factories.message(case, topic) for case in cases[:5]])
+        await eventually(lambda: _consumed(first, 5))
+        await publish(producer, [factories.message(case, topic) for case in cases[5:]])
+        await eventually(lambda: _consumed(first, 30))
+        async with running_consumer(
+            infrastructure, projection_engine, producer, topic, name="it-projection-2", group="grow"
+        ) as second:
+            await eventually(lambda: _assigned(first, second))
+            more = [factories.case_received() for _ in range(12)]
+            await publish(producer, [factories.message(case, topic) for case in more])
+            await eventually(lambda: _consumed_together(first, second, 30 + 12))
+            # the member that joined read none of what the first had put in the database: the first
+            # committed it when the rebalance took partitions away, not an hour later
+            assert first.status.processed + second.status.processed == 42
+            for case in [*cases, *more]:
+                assert (await summary_of(projection_engine, case.case_id)).events_applied == 1
+
+
+async def _assigned(*consumers: EventConsumer) -> bool:
+    return all(c.status.assigned > 0 for c in consumers)
+
+
+async def _consumed_together(first: EventConsumer, second: EventConsumer, count: int) -> bool:
+    return first.status.processed + second.status.processed >= count
 
 
 async def _applied(engine, case_id, count) -> bool:

@@ -32,7 +32,8 @@ class ScriptedConsumer:
         if isinstance(poll, Exception):
             raise poll
         if callable(poll):
-            return poll(self)
+            poll = poll(self)
+            poll = await poll if asyncio.iscoroutine(poll) else poll
         return {tp: [SimpleNamespace(offset=o) for o in offsets] for tp, offsets in poll.items()}
 
     def assignment(self):
@@ -51,7 +52,7 @@ class ScriptedConsumer:
         self.sought[tp] = offset
 
 
-async def run(polls, interval: float, assigned=(P0, P1)) -> ScriptedConsumer:
+async def run(polls, interval: float, assigned=(P0, P1), during_batch=None) -> ScriptedConsumer:
     stop = asyncio.Event()
     fake = ScriptedConsumer(polls, stop, assigned)
     consumer = EventConsumer(
@@ -64,9 +65,11 @@ async def run(polls, interval: float, assigned=(P0, P1)) -> ScriptedConsumer:
     )
 
     async def in_database(batches) -> None:  # the batch's transaction, as far as commits care
-        return None
+        if during_batch is not None:
+            await during_batch(consumer, fake, batches)
 
     consumer._process_poll = in_database  # type: ignore[method-assign]
+    fake.owner = consumer
     await asyncio.wait_for(consumer.run(stop), timeout=30)
     return fake
 
@@ -94,6 +97,29 @@ async def test_after_a_failure_the_consumer_goes_back_to_where_the_database_is()
     fake = await run([{P0: [0]}, {P0: [1, 2]}, KafkaConnectionError()], interval=3600)
     assert fake.sought == {P0: 3, P1: 0}  # P0: its batches are in the database; P1: its last commit
     assert fake.commits == [{P0: 1}, {P0: 3}]
+
+
+async def test_before_a_rebalance_the_partitions_going_away_are_committed_at_once():
+    async def rebalance(fake: ScriptedConsumer):
+        await fake.owner.rebalance_listener().on_partitions_revoked({P0, P1})  # as aiokafka does
+        fake.assigned = {P1}  # before it rejoins; P1 comes back, P0 goes to another member
+        return {P1: [4]}
+
+    fake = await run([{P0: [0]}, {P0: [1, 2], P1: [3]}, rebalance], interval=3600)
+    # the first batch at once; then, inside the interval, the revocation commits both partitions'
+    # database positions; what P1 brought after it is committed on stop
+    assert fake.commits == [{P0: 1}, {P0: 3, P1: 4}, {P1: 5}]
+
+
+async def test_a_batch_handled_across_a_rebalance_records_no_position():
+    async def rebalance_meanwhile(consumer: EventConsumer, fake: ScriptedConsumer, batches) -> None:
+        if P0 in batches and batches[P0][0].offset == 5:
+            await consumer.rebalance_listener().on_partitions_revoked({P0, P1})
+            fake.commits.append({P0: 9})  # P0 was another member's for a while, and comes back
+
+    fake = await run([{P0: [0]}, {P0: [5, 6]}, {}], interval=3600, during_batch=rebalance_meanwhile)
+    # without the check, stopping would commit P0: 7, behind the other member's 9
+    assert fake.commits == [{P0: 1}, {P0: 9}]
 
 
 async def _unused(conn, delivery) -> None:
