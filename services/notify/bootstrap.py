@@ -76,6 +76,7 @@ def build_worker(
             starttls=settings.notify_smtp_starttls,
             username=settings.notify_smtp_username,
             password=settings.notify_smtp_password,
+            pool_size=settings.notify_smtp_connections,
         ),
         "sms": SmsGatewaySender(client, settings.notify_sms_gateway_url, settings.notify_sms_gateway_key),
     }

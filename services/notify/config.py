@@ -55,6 +55,9 @@ class NotifySettings(ServiceSettings):
     notify_smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     notify_smtp_username: str | None = Field(None, description="SMTP login (none: no AUTH).")
     notify_smtp_password: str | None = Field(None, description="SMTP password.")
+    notify_smtp_connections: int = Field(
+        8, ge=1, description="Most SMTP sessions at once; their connections are kept and reused."
+    )
     notify_mail_from: str = Field("章丘区12345热线 <noreply@zhangqiu.example>", description="From header.")
 
     # SMS gateway (HTTP API: docs/notify.md)

@@ -1,5 +1,6 @@
 """Notify's SMTP sender against a real SMTP server (aiosmtpd): connections are kept and reused, a kept
-connection the server closed is replaced without failing the message, a failed one is never reused."""
+connection the server closed is replaced without failing the message, a failed one is never reused, and
+concurrent mails share a bounded number of connections."""
 
 from __future__ import annotations
 
@@ -111,3 +112,14 @@ async def test_a_refused_recipient_fails_the_message_and_its_connection_is_not_k
     await smtp.send(outgoing(3), "cgj@zhangqiu.example", None)
     assert box.subjects == ["工单1", "工单3"]
     assert smtp.connections_opened == 2
+
+
+async def test_concurrent_mails_wait_for_a_pooled_connection_instead_of_opening_more(mailbox):
+    box, _ = mailbox
+    smtp = SmtpSender(
+        host="127.0.0.1", port=SMTP_PORT, sender="gridline@zhangqiu.example", timeout_s=5, pool_size=2
+    )
+    await asyncio.gather(*(smtp.send(outgoing(n), "cgj@zhangqiu.example", None) for n in range(20)))
+    assert sorted(box.subjects) == sorted(f"工单{n}" for n in range(20))
+    assert smtp.connections_opened == 2
+    assert len(box.sessions) == 2

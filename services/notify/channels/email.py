@@ -1,8 +1,9 @@
 """E-mail over SMTP (aiosmtplib): UTF-8 plain text, Message-ID derived from the notification id so that
 mail systems and readers can spot a repeat.
 
-Connections are kept and reused (up to ``pool_size`` idle ones, each for at most ``idle_s``): opening one
-per message cost a TCP handshake, EHLO (with a host-name lookup in a thread) and QUIT around every mail.
+At most ``pool_size`` SMTP sessions run at once, and their connections are kept and reused (each idle for
+at most ``idle_s``): opening one per message cost a TCP handshake, EHLO (with a host-name lookup in a
+thread) and QUIT around every mail. A mail waits for a free connection rather than opening one more.
 A connection that fails or whose send was cut short is closed, never reused; a kept one the server has
 closed meanwhile is replaced once, at no cost to the message."""
 
@@ -30,13 +31,14 @@ class SmtpSender:
         starttls: bool = False,
         username: str | None = None,
         password: str | None = None,
-        pool_size: int = 4,
+        pool_size: int = 8,
         idle_s: float = 30.0,
     ) -> None:
         self._host, self._port, self._sender, self._timeout = host, port, sender, timeout_s
         self._starttls, self._username, self._password = starttls, username, password
         self._pool_size, self._idle_s = pool_size, idle_s
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (connection, when it was last used)
+        self._sessions = asyncio.Semaphore(pool_size)
         self._local_hostname: str | None = None
         self.connections_opened = 0
 
@@ -57,7 +59,8 @@ class SmtpSender:
             raise DeliveryError("no e-mail address for recipient", retryable=False, endpoint_fault=False)
         mail = self.compose(message, address)
         try:
-            await self._send_pooled(mail)
+            async with self._sessions:
+                await self._send_pooled(mail)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [err.code for err in exc.recipients]
             raise DeliveryError(
