@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CaseEvent
 from runtime import kafka, migrations
-from runtime.consumer import BatchHandler, EventConsumer, Handler, UnitOfWorkFactory
+from runtime.consumer import (
+    BatchHandler,
+    EventConsumer,
+    Handler,
+    UnitOfWorkFactory,
+    is_infrastructure_error,
+)
 from runtime.db import create_engine
 from runtime.http_metrics import HttpMetricsMiddleware
 from runtime.logging import configure_logging
@@ -247,11 +254,39 @@ def _health_router(runtime: ServiceRuntime) -> APIRouter:
     return router
 
 
+def migrate_when_reachable(
+    migrations_dir: Path,
+    database_url: str,
+    *,
+    timeout_s: float = 120.0,
+    upgrade: Callable[[Path, str], None] = migrations.upgrade,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Apply migrations, waiting (bounded) while the database is unreachable or restarting: a service
+    started during a database outage comes up when the database does, as it waits for Kafka, rather than
+    exiting and relying on its supervisor. Any other failure is raised at once."""
+    deadline = clock() + timeout_s
+    delay = 0.5
+    while True:
+        try:
+            upgrade(migrations_dir, database_url)
+            return
+        except Exception as exc:
+            if not is_infrastructure_error(exc) or clock() + delay > deadline:
+                raise
+            log.warning(
+                "service.waiting_for_database", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay
+            )
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def serve(settings: ServiceSettings, app_factory: Callable[[Any], FastAPI], migrations_dir: Path) -> None:
     """Entry point of ``python -m services.<name>``: migrate, then serve HTTP (uvloop where present)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     if settings.run_migrations_on_start:
-        migrations.upgrade(migrations_dir, settings.database_url)
+        migrate_when_reachable(migrations_dir, settings.database_url)
         log.info("service.migrated", database=settings.database_name)
     uvicorn.run(
         app_factory(settings),
