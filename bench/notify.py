@@ -37,7 +37,7 @@ from contracts.envelope import decode_message, encode_event
 from contracts.events.routing import Assignee, AssigneeKind, CaseAssigned, RoutingBasis
 from devtools import infra
 from runtime import migrations
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, apply_in_unit
 from services.notify import bootstrap
 from services.notify.config import NotifySettings
 from services.notify.contacts import FakeContactDirectory
@@ -98,17 +98,18 @@ async def enqueue(engine: AsyncEngine, notifier, args) -> float:
     started = time.perf_counter()
     basis = RoutingBasis()
     for start in range(0, args.messages, 500):
-        async with engine.begin() as conn:
-            for i in range(start, min(start + 500, args.messages)):
-                code = f"D{i % args.endpoints:04d}"
-                event = CaseAssigned(
-                    case_id=f"ZQB{i:010d}", occurred_at=datetime.now(UTC), actor="bench",
-                    assignment_id=f"a{i}", basis=basis,
-                    assignee=Assignee(kind=AssigneeKind.DEPARTMENT, code=code, name=code),
-                )  # fmt: skip
-                m = encode_event(event, source="/bench", topic="bench")
-                envelope = decode_message(m.key.encode(), m.headers, m.value)
-                await notifier.handle(conn, Delivery(envelope, "bench", 0, i))
+        batch = []
+        for i in range(start, min(start + 500, args.messages)):
+            code = f"D{i % args.endpoints:04d}"
+            event = CaseAssigned(
+                case_id=f"ZQB{i:010d}", occurred_at=datetime.now(UTC), actor="bench",
+                assignment_id=f"a{i}", basis=basis,
+                assignee=Assignee(kind=AssigneeKind.DEPARTMENT, code=code, name=code),
+            )  # fmt: skip
+            m = encode_event(event, source="/bench", topic="bench")
+            batch.append(Delivery(decode_message(m.key.encode(), m.headers, m.value), "bench", 0, i))
+        async with engine.begin() as conn:  # one unit of work per batch, as the consumer loop runs it
+            await apply_in_unit(notifier.open_unit, conn, batch)
     return time.perf_counter() - started
 
 
