@@ -29,7 +29,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -39,6 +38,7 @@ from devtools import infra
 from runtime import migrations
 from runtime.consumer import Delivery, apply_in_unit
 from services.notify import bootstrap
+from services.notify.channels.http import new_session
 from services.notify.config import NotifySettings
 from services.notify.contacts import FakeContactDirectory
 from services.notify.domain.directory import Directory, RecipientEntry, Route, WebhookEndpoint
@@ -128,11 +128,11 @@ async def run(args, url: str) -> dict:
         healthy = args.messages - sum(
             1 for i in range(args.messages) if f"d{i % args.endpoints:04d}" in failing
         )
-        async with httpx.AsyncClient(timeout=settings.notify_send_timeout_s) as client:
+        async with new_session(settings.notify_send_timeout_s) as session:
             worker = bootstrap.build_worker(
                 settings,
                 engine,
-                client,
+                session,
                 source="/bench",
                 directory=directory,
                 contacts=FakeContactDirectory(),
@@ -145,7 +145,8 @@ async def run(args, url: str) -> dict:
             elapsed = time.perf_counter() - started
             stop.set()
             await task
-            stats = (await client.get(f"http://127.0.0.1:{receiver_port}/stats")).json()
+            async with session.get(f"http://127.0.0.1:{receiver_port}/stats") as response:
+                stats = await response.json()
         async with engine.connect() as conn:
             lat = (
                 (

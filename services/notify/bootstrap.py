@@ -7,13 +7,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.service import ConsumerSpec, ServiceRuntime, create_app
 from services.notify import api, consumer
 from services.notify.channels.email import SmtpSender
+from services.notify.channels.http import new_session
 from services.notify.channels.sms import SmsGatewaySender
 from services.notify.channels.webhook import WebhookSender
 from services.notify.config import NotifySettings
@@ -56,7 +57,7 @@ def build_notifier(settings: NotifySettings, directory: Directory | None = None)
 def build_worker(
     settings: NotifySettings,
     engine: AsyncEngine,
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     *,
     source: str,
     directory: Directory | None = None,
@@ -67,7 +68,7 @@ def build_worker(
     """The delivery worker with the real channels (tests may swap the contact directory)."""
     directory = directory or load_directory(settings)
     senders = {
-        "webhook": WebhookSender(client, directory),
+        "webhook": WebhookSender(session, directory),
         "email": SmtpSender(
             host=settings.notify_smtp_host,
             port=settings.notify_smtp_port,
@@ -78,10 +79,10 @@ def build_worker(
             password=settings.notify_smtp_password,
             pool_size=settings.notify_smtp_connections,
         ),
-        "sms": SmsGatewaySender(client, settings.notify_sms_gateway_url, settings.notify_sms_gateway_key),
+        "sms": SmsGatewaySender(session, settings.notify_sms_gateway_url, settings.notify_sms_gateway_key),
     }
     contacts = contacts or IntakeContactDirectory(
-        client,
+        session,
         settings.notify_intake_url,
         settings.notify_intake_contact_path,
         settings.notify_intake_api_key,
@@ -111,9 +112,9 @@ def build_app(settings: NotifySettings | None = None) -> FastAPI:
     notifier = build_notifier(settings, directory)
 
     async def deliver(stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=settings.notify_send_timeout_s) as client:
+        async with new_session(settings.notify_send_timeout_s) as session:
             worker = build_worker(
-                settings, runtime.engine, client, source=runtime.source, directory=directory,
+                settings, runtime.engine, session, source=runtime.source, directory=directory,
                 on_commit=runtime.wake_relay,
             )  # fmt: skip
             await worker.run(stop)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import httpx
+import aiohttp
+import orjson
 
 from services.notify.channels import DeliveryError
+from services.notify.channels.http import request
 
 
 class ContactDirectory(Protocol):
@@ -19,8 +21,8 @@ class IntakeContactDirectory:
     """Adapter: intake's scoped contact endpoint (API key with scope ``pii:read``; each read is logged
     by intake with our client id and purpose)."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, path: str, api_key: str) -> None:
-        self._client = client
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, path: str, api_key: str) -> None:
+        self._session = session
         self._base_url = base_url.rstrip("/")
         self._path = path
         self._api_key = api_key
@@ -28,22 +30,21 @@ class IntakeContactDirectory:
     async def phone_for(self, case_id: str, citizen_ref: str) -> str | None:
         url = self._base_url + self._path.format(case_id=case_id)
         try:
-            response = await self._client.get(
-                url, params={"purpose": "notify-sms"}, headers={"X-API-Key": self._api_key}
-            )
-        except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"contact lookup failed: {type(exc).__name__}", endpoint_fault=False
-            ) from None
-        if response.status_code == 404:
+            status, body = await request(
+                self._session, "GET", url, "intake's contact lookup",
+                params={"purpose": "notify-sms"}, headers={"X-API-Key": self._api_key},
+            )  # fmt: skip
+        except DeliveryError as exc:
+            raise DeliveryError(f"contact lookup failed: {exc}", endpoint_fault=False) from None
+        if status == 404:
             return None
-        if response.status_code != 200:
+        if status != 200:
             raise DeliveryError(
-                f"contact lookup answered HTTP {response.status_code}",
-                retryable=response.status_code >= 500 or response.status_code in (401, 403, 429),
+                f"contact lookup answered HTTP {status}",
+                retryable=status >= 500 or status in (401, 403, 429),
                 endpoint_fault=False,
             )
-        data = response.json()
+        data = orjson.loads(body)
         if data.get("citizen_ref") not in (None, citizen_ref):
             return None  # the vault holds someone else for this case now: better silent than wrong
         return data.get("phone")

@@ -34,6 +34,7 @@ from runtime import kafka, migrations
 from runtime.consumer import Delivery, EventConsumer
 from runtime.db import inbox, outbox
 from services.notify import bootstrap
+from services.notify.channels.http import new_session
 from services.notify.config import NotifySettings
 from services.notify.contacts import FakeContactDirectory
 from services.notify.domain.directory import (
@@ -218,11 +219,11 @@ def directory_for(settings: NotifySettings, **extra_endpoints: str) -> Directory
 
 @contextlib.asynccontextmanager
 async def running_worker(settings, engine, directory, contacts, **kwargs):
-    async with httpx.AsyncClient(timeout=settings.notify_send_timeout_s) as client:
+    async with new_session(settings.notify_send_timeout_s) as session:
         worker = bootstrap.build_worker(
             settings,
             engine,
-            client,
+            session,
             source="/gridline/notify",
             directory=directory,
             contacts=contacts,

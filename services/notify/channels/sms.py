@@ -6,39 +6,36 @@ part of any error message.
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
+import orjson
 
 from services.notify.channels import DeliveryError, Outgoing, http_error
+from services.notify.channels.http import request
 from services.notify.domain import sms
 
 
 class SmsGatewaySender:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, api_key: str) -> None:
-        self._client = client
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: str) -> None:
+        self._session = session
         self._url = base_url.rstrip("/") + "/v1/sms"
         self._api_key = api_key
 
     async def send(self, message: Outgoing, address: str | None, endpoint_name: str | None) -> None:
         if not address:
             raise DeliveryError("no phone number for recipient", retryable=False, endpoint_fault=False)
-        request = {
+        body = {
             "message_id": message.notification_id,
             "to": address,
             "text": message.body,
             "segments": sms.segments(message.body),
         }
-        try:
-            response = await self._client.post(
-                self._url,
-                json=request,
-                headers={
-                    "Authorization": f"Bearer {self._api_key}",
-                    "Idempotency-Key": message.notification_id,
-                },
-            )
-        except httpx.TimeoutException:
-            raise DeliveryError("timeout calling the SMS gateway") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{type(exc).__name__} calling the SMS gateway") from None
-        if response.status_code not in (200, 201, 202):
-            raise http_error(response.status_code, "the SMS gateway")
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self._api_key}",
+            "Idempotency-Key": message.notification_id,
+        }
+        status, _ = await request(
+            self._session, "POST", self._url, "the SMS gateway", data=orjson.dumps(body), headers=headers
+        )
+        if status not in (200, 201, 202):
+            raise http_error(status, "the SMS gateway")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import aiohttp
 import orjson
 
 from services.notify.channels import DeliveryError, Outgoing, http_error
+from services.notify.channels.http import request
 from services.notify.domain import signing
 from services.notify.domain.directory import Directory
 
@@ -32,8 +33,8 @@ def webhook_body(message: Outgoing) -> bytes:
 
 
 class WebhookSender:
-    def __init__(self, client: httpx.AsyncClient, directory: Directory, clock=time.time) -> None:
-        self._client = client
+    def __init__(self, session: aiohttp.ClientSession, directory: Directory, clock=time.time) -> None:
+        self._session = session
         self._directory = directory
         self._clock = clock
 
@@ -52,11 +53,8 @@ class WebhookSender:
             signing.DELIVERY_HEADER: message.notification_id,
             signing.EVENT_HEADER: message.template,
         }
-        try:
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryError(f"timeout calling webhook {endpoint_name}") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{type(exc).__name__} calling webhook {endpoint_name}") from None
-        if not 200 <= response.status_code < 300:
-            raise http_error(response.status_code, f"webhook {endpoint_name}")
+        status, _ = await request(
+            self._session, "POST", endpoint.url, f"webhook {endpoint_name}", data=body, headers=headers
+        )
+        if not 200 <= status < 300:
+            raise http_error(status, f"webhook {endpoint_name}")

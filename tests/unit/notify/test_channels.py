@@ -1,14 +1,19 @@
-"""The HTTP adapters' wire format and error classification, against httpx mock transports."""
+"""The HTTP adapters' wire format and error classification, against a scripted HTTP server on loopback."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.notify.channels import DeliveryError, Outgoing
+from services.notify.channels.http import new_session
 from services.notify.channels.sms import SmsGatewaySender
 from services.notify.channels.webhook import WebhookSender
 from services.notify.contacts import IntakeContactDirectory
@@ -20,88 +25,117 @@ MESSAGE = Outgoing(
     recipient="grid:370114001001", template="grid_task", title="【网格任务】工单ZQ1", body="请前往现场核查",
     created_at=datetime(2026, 11, 26, tzinfo=UTC), payload={"citizen_phone_masked": "138****1234"},
 )  # fmt: skip
-DIRECTORY = Directory(
-    webhook_endpoints={"grid-app": WebhookEndpoint(url="http://grid.test/hook", secret="s")}
-)
 
 
-def client(handler) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+@dataclass
+class Seen:
+    """The last request the server got: method, path, query, headers, body."""
+
+    method: str = ""
+    path: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@contextlib.asynccontextmanager
+async def server(status: int, body: bytes = b"", content_type: str = "application/json"):
+    """A server answering every request with ``status`` and ``body``; yields (base URL, Seen, session)."""
+    seen = Seen()
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.method, seen.path, seen.query = request.method, request.path, dict(request.query)
+        seen.headers, seen.body = dict(request.headers), await request.read()
+        return web.Response(status=status, body=body or None, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    try:
+        async with new_session(5) as session:
+            yield str(test_server.make_url("")).rstrip("/"), seen, session
+    finally:
+        await test_server.close()
+
+
+def directory(base: str) -> Directory:
+    return Directory(webhook_endpoints={"grid-app": WebhookEndpoint(url=f"{base}/hook", secret="s")})
 
 
 async def test_a_webhook_carries_a_verifiable_signature_and_the_delivery_id():
-    seen = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen["request"] = request
-        return httpx.Response(204)
-
-    async with client(handler) as http:
-        await WebhookSender(http, DIRECTORY, clock=lambda: 1_764_115_200).send(MESSAGE, None, "grid-app")
-    request = seen["request"]
-    body = request.content
-    assert verify("s", 1_764_115_200, body, request.headers["X-Gridline-Signature"], now=1_764_115_200)
-    assert request.headers["X-Gridline-Delivery"] == "n-1"
-    assert orjson.loads(body)["data"] == {"citizen_phone_masked": "138****1234"}
+    async with server(204) as (base, seen, session):
+        await WebhookSender(session, directory(base), clock=lambda: 1_764_115_200).send(
+            MESSAGE, None, "grid-app"
+        )
+    assert (seen.method, seen.path) == ("POST", "/hook")
+    assert verify("s", 1_764_115_200, seen.body, seen.headers["X-Gridline-Signature"], now=1_764_115_200)
+    assert seen.headers["X-Gridline-Delivery"] == "n-1"
+    assert orjson.loads(seen.body)["data"] == {"citizen_phone_masked": "138****1234"}
 
 
 @pytest.mark.parametrize(
     ("status", "retryable"), [(500, True), (503, True), (429, True), (400, False), (410, False)]
 )
 async def test_webhook_answers_are_classified_as_worth_retrying_or_not(status, retryable):
-    async with client(lambda request: httpx.Response(status)) as http:
+    async with server(status) as (base, _, session):
         with pytest.raises(DeliveryError) as failure:
-            await WebhookSender(http, DIRECTORY).send(MESSAGE, None, "grid-app")
+            await WebhookSender(session, directory(base)).send(MESSAGE, None, "grid-app")
     assert failure.value.retryable is retryable and failure.value.endpoint_fault
 
 
 async def test_the_sms_gateway_gets_number_text_segments_and_an_idempotency_key():
-    seen = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen["request"] = request
-        return httpx.Response(202, json={"message_id": "n-1", "status": "accepted"})
-
-    async with client(handler) as http:
-        await SmsGatewaySender(http, "http://sms.test/", "k").send(MESSAGE, "13812341234", None)
-    request = seen["request"]
-    assert request.url == "http://sms.test/v1/sms"
-    assert request.headers["Authorization"] == "Bearer k" and request.headers["Idempotency-Key"] == "n-1"
-    assert orjson.loads(request.content) == {
+    accepted = orjson.dumps({"message_id": "n-1", "status": "accepted"})
+    async with server(202, accepted) as (base, seen, session):
+        await SmsGatewaySender(session, base + "/", "k").send(MESSAGE, "13812341234", None)
+    assert (seen.method, seen.path) == ("POST", "/v1/sms")
+    assert seen.headers["Authorization"] == "Bearer k" and seen.headers["Idempotency-Key"] == "n-1"
+    assert orjson.loads(seen.body) == {
         "message_id": "n-1", "to": "13812341234", "text": "请前往现场核查", "segments": 1
     }  # fmt: skip
 
 
 async def test_a_gateway_failure_message_never_contains_the_phone_number():
-    async with client(lambda request: httpx.Response(500, text="bad number 13812341234")) as http:
+    async with server(500, b"bad number 13812341234", "text/plain") as (base, _, session):
         with pytest.raises(DeliveryError) as failure:
-            await SmsGatewaySender(http, "http://sms.test", "k").send(MESSAGE, "13812341234", None)
+            await SmsGatewaySender(session, base, "k").send(MESSAGE, "13812341234", None)
     assert "13812341234" not in str(failure.value)
 
 
 async def test_the_contact_adapter_asks_intake_with_its_key_and_a_purpose_and_reads_the_phone():
-    seen = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen["request"] = request
-        return httpx.Response(200, json={"case_id": "ZQ1", "phone": "13812341234", "access_id": 7})
-
-    async with client(handler) as http:
-        contacts = IntakeContactDirectory(
-            http, "http://intake.test", "/v1/intake/cases/{case_id}/contact", "key"
-        )
+    contact = orjson.dumps({"case_id": "ZQ1", "phone": "13812341234", "access_id": 7})
+    async with server(200, contact) as (base, seen, session):
+        contacts = IntakeContactDirectory(session, base, "/v1/intake/cases/{case_id}/contact", "key")
         assert await contacts.phone_for("ZQ1", "cz_1") == "13812341234"
-    request = seen["request"]
-    assert request.url.path == "/v1/intake/cases/ZQ1/contact"
-    assert request.url.params["purpose"] == "notify-sms" and request.headers["X-API-Key"] == "key"
+    assert (seen.method, seen.path) == ("GET", "/v1/intake/cases/ZQ1/contact")
+    assert seen.query == {"purpose": "notify-sms"} and seen.headers["X-API-Key"] == "key"
 
 
 async def test_a_case_without_contact_data_means_no_number_and_an_intake_outage_means_try_later():
-    async with client(lambda request: httpx.Response(404)) as http:
-        contacts = IntakeContactDirectory(http, "http://intake.test", "/c/{case_id}", "key")
+    async with server(404) as (base, _, session):
+        contacts = IntakeContactDirectory(session, base, "/c/{case_id}", "key")
         assert await contacts.phone_for("ZQ1", "cz_1") is None
-    async with client(lambda request: httpx.Response(503)) as http:
-        contacts = IntakeContactDirectory(http, "http://intake.test", "/c/{case_id}", "key")
+    async with server(503) as (base, _, session):
+        contacts = IntakeContactDirectory(session, base, "/c/{case_id}", "key")
         with pytest.raises(DeliveryError) as failure:
             await contacts.phone_for("ZQ1", "cz_1")
     assert failure.value.retryable and not failure.value.endpoint_fault
+
+
+async def test_an_unreachable_endpoint_is_a_retryable_fault_of_that_endpoint():
+    async with server(204) as (base, _, session):
+        pass  # the server is gone: its port refuses connections
+    async with new_session(5) as session:
+        with pytest.raises(DeliveryError) as failure:
+            await WebhookSender(session, directory(base)).send(MESSAGE, None, "grid-app")
+    assert failure.value.retryable and failure.value.endpoint_fault
+    assert "webhook grid-app" in str(failure.value)
+
+
+async def test_a_request_carries_the_trace_context_of_the_delivery():
+    tracer = TracerProvider().get_tracer("test")
+    async with server(204) as (base, seen, session):
+        with tracer.start_as_current_span("deliver") as span:
+            await WebhookSender(session, directory(base)).send(MESSAGE, None, "grid-app")
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert seen.headers["traceparent"].split("-")[1] == trace_id
