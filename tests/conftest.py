@@ -24,6 +24,29 @@ from devtools import infra
 REPO = Path(__file__).resolve().parent.parent
 # Several test runs can share a machine by choosing different port bases (GRIDLINE_TEST_PORT_BASE).
 PORT_BASE = int(os.environ.get("GRIDLINE_TEST_PORT_BASE", "29000"))
+PORT_SPAN = 1000  # every port a test run listens on is in PORT_BASE ... PORT_BASE + 999
+
+
+def ephemeral_port_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> range | None:
+    """The ports the kernel hands to outgoing connections (None where it does not say)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return range(low, high + 1)
+
+
+def check_port_base(base: int, ephemeral: range | None) -> None:
+    """Refuse a port base whose ports the kernel may give to outgoing connections: a restarted service
+    then finds its port taken (a 100,000-case fault run at base 33000 saw notify fail to bind for 80 s)."""
+    if ephemeral is not None and base < ephemeral.stop and ephemeral.start < base + PORT_SPAN:
+        raise pytest.UsageError(
+            f"GRIDLINE_TEST_PORT_BASE={base} overlaps the ephemeral port range "
+            f"{ephemeral.start}-{ephemeral.stop - 1}; choose a base below {ephemeral.start - PORT_SPAN}"
+        )
+
+
+check_port_base(PORT_BASE, ephemeral_port_range())
 TEST_DIR = REPO / ".local" / f"test-{PORT_BASE}"
 TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT = PORT_BASE + 92, PORT_BASE + 93
 TEST_POSTGRES_PORT = PORT_BASE + 432
