@@ -82,8 +82,10 @@ def encode_event(
     topic: str,
     trace_headers: dict[str, str] | None = None,
     event_id: str | None = None,
+    time: datetime | None = None,
 ) -> OutboundMessage:
-    """Wrap a payload in a CloudEvent and encode it in Kafka binary mode.
+    """Wrap a payload in a CloudEvent and encode it in Kafka binary mode; ``ce_time`` is ``time``, or
+    now when unset (an event encoded ahead of its occurrence, like sla's prepared cards, gives it).
 
     The headers are written here, exactly as the SDK's binding writes them (``binary_headers``;
     tests/unit/test_contracts.py compares the two): building and validating the SDK's CloudEvent object
@@ -93,7 +95,7 @@ def encode_event(
     value = orjson.dumps(event.model_dump(mode="json"))
     type_name = event.type_name()
     event_id = event_id or str(uuid.uuid4())
-    headers = binary_headers(event_id, source, type_name, event.case_id, datetime.now(UTC))
+    headers = binary_headers(event_id, source, type_name, event.case_id, time or datetime.now(UTC))
     for name, header in (trace_headers or {}).items():
         if name in TRACE_HEADERS:
             headers.append((name, header.encode()))

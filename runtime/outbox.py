@@ -87,16 +87,26 @@ def outbox_insert_from_arrays(first: int, join: str = "") -> str:
     )
 
 
+OutboxRow = tuple[str, str, str, str, str, bytes]
+
+
+def outbox_row(message: OutboundMessage) -> OutboxRow:
+    """A message as one row of ``outbox_insert_from_arrays``' six columns (to build rows ahead of time)."""
+    m = message
+    return (m.event_id, m.topic, m.key, m.type, orjson.dumps(_header_pairs(m)).decode(), m.value)
+
+
 def outbox_columns(messages: Sequence[OutboundMessage]) -> tuple[list, list, list, list, list, list]:
     """The six array parameters of ``outbox_insert_from_arrays``, in order."""
-    return (
-        [m.event_id for m in messages],
-        [m.topic for m in messages],
-        [m.key for m in messages],
-        [m.type for m in messages],
-        [orjson.dumps(_header_pairs(m)).decode() for m in messages],
-        [m.value for m in messages],
-    )
+    return outbox_columns_of_rows([outbox_row(m) for m in messages])
+
+
+def outbox_columns_of_rows(rows: Sequence[OutboxRow]) -> tuple[list, list, list, list, list, list]:
+    """``outbox_columns`` of rows already made by ``outbox_row``."""
+    if not rows:
+        return [], [], [], [], [], []
+    event_ids, topics, keys, types, headers, values = (list(column) for column in zip(*rows, strict=True))
+    return event_ids, topics, keys, types, headers, values
 
 
 class OutboxRelay:

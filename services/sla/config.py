@@ -23,10 +23,21 @@ class SlaSettings(ServiceSettings):
         1000, description="Most due timers one firing loop claims per transaction."
     )
     sla_timer_concurrency: int = Field(
-        2, description="Firing loops per runner, each with its own transaction (one builds while one writes)."
+        3,
+        description="Firing loops per runner, each with its own transaction (while one waits for the"
+        " database another prepares its batch).",
     )
     sla_timer_idle_poll_s: float = Field(
         0.5, description="Longest real sleep of the timer runner (bounds firing lag for new timers)."
+    )
+    sla_timer_prepare_ahead_s: float = Field(
+        2.0,
+        description="How far ahead (clock seconds) the runner builds the events of timers about to fall due,"
+        " so that at their due time it only writes them; 0 turns this off.",
+    )
+    sla_timer_prepare_max: int = Field(
+        20_000,
+        description="Most prepared events held in memory (~1.5 kB each); others are built when due.",
     )
     sla_calendar_refresh_s: float = Field(5.0, description="How often the operator holiday table is re-read.")
     sla_clock_speed: float = Field(

@@ -75,8 +75,11 @@ class SlaContext:
         """An outbox message whose event id is derived from ``identity`` (same facts, same id)."""
         return self.messages([(event, identity)])[0]
 
-    def messages(self, events: Sequence[tuple[CaseEvent, Sequence[object]]]) -> list[OutboundMessage]:
-        """``message`` for many (event, identity) pairs at once, carrying the current trace."""
+    def messages(
+        self, events: Sequence[tuple[CaseEvent, Sequence[object]]], stamp_occurrence: bool = False
+    ) -> list[OutboundMessage]:
+        """``message`` for many (event, identity) pairs at once, carrying the current trace;
+        ``stamp_occurrence`` sets each CloudEvent's time to its event's ``occurred_at`` (else: now)."""
         trace = current_trace_headers()
         topic = self.settings.case_events_topic
         return [
@@ -86,6 +89,7 @@ class SlaContext:
                 topic=topic,
                 trace_headers=trace,
                 event_id=event_id("|".join([event.case_id, *map(str, identity)])),
+                time=event.occurred_at if stamp_occurrence else None,
             )
             for event, identity in events
         ]

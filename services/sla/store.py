@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -13,9 +13,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import TextualSelect
 
-from contracts.envelope import OutboundMessage
 from contracts.events.sla import DeadlineStage
-from runtime.outbox import outbox_columns, outbox_insert_from_arrays
+from runtime.outbox import OutboxRow, outbox_columns_of_rows, outbox_insert_from_arrays
 from runtime.sql import precompiled
 from services.sla.domain.calendar import YearTable
 from services.sla.tables import cases, deadlines, holiday_years, holidays, timers
@@ -208,26 +207,72 @@ ORDER BY f.due_at, f.id
 """
 
 
+# The same claim for timers picked by id (their events were prepared ahead): those still pending and not
+# held by another replica fire, in due order, with the same columns.
+_FIRE_THESE = _FIRE_DUE.replace(
+    "WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL\n    ORDER BY due_at LIMIT $2",
+    "WHERE id = ANY($2::bigint[]) AND due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL",
+)
+assert _FIRE_THESE != _FIRE_DUE
+
+# Pending timers after a (due_at, id) position up to a due time, in that order: what the runner prepares.
+_PENDING_AFTER = """
+SELECT id, case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id FROM sla_timers
+WHERE due_at >= $1 AND (due_at, id) > ($1, $2) AND due_at <= $3 AND fired_at IS NULL AND cancelled_at IS NULL
+ORDER BY due_at, id LIMIT $4
+"""
+
+
+async def fire_these(conn: AsyncConnection, now: datetime, ids: Sequence[int]) -> Sequence[sa.Row]:
+    """``fire_due`` for the timers ``ids`` (due by ``now``): those already fired, cancelled or held by
+    another replica are left out."""
+    return (await conn.exec_driver_sql(_FIRE_THESE, (now, list(ids)))).all()
+
+
+async def pending_after(
+    conn: AsyncConnection, after: tuple[datetime, int], until: datetime, limit: int
+) -> Sequence[sa.Row]:
+    """Up to ``limit`` pending timers after position ``after`` (due time, id) and due by ``until``."""
+    return (await conn.exec_driver_sql(_PENDING_AFTER, (*after, until, limit))).all()
+
+
 async def fire_due(conn: AsyncConnection, now: datetime, limit: int) -> Sequence[sa.Row]:
     """Claim up to ``limit`` due timers and mark them fired at ``now``, in due order; rows another replica
     holds are skipped. The caller's transaction must write their events before it commits."""
     return (await conn.exec_driver_sql(_FIRE_DUE, (now, limit))).all()
 
 
-# The fired timers' events, their cases' first red cards and levels, and the ladders of cases whose first
-# red card this is, in one statement. Cases are locked in case-id order first (one lock order for every
-# writer of these rows); a ladder is stored only for a case whose ``first_breach_at`` this statement set
-# (returned as ``started``); should an earlier, equal breach time read as started, the ladder's timers
-# exist already and their insert does nothing.
-_LADDER_PARAMS = [f"${i}" for i in range(10, 17)]
-_STARTED = " JOIN changed ON changed.case_id = n.case_id AND changed.started"
+@dataclass
+class CaseChanges:
+    """What a batch of fired timers changes on their cases (``record_fired``)."""
+
+    breaches: dict[str, tuple[datetime, str | None]] = field(default_factory=dict)
+    """case → its first red card's due time and assignment, for cases whose red card starts the ladder"""
+    levels: dict[str, int] = field(default_factory=dict)
+    """case → the highest supervision level an escalation timer reached"""
+    first_steps: dict[datetime, tuple[str, datetime]] = field(default_factory=dict)
+    """breach time → the first escalation timer it starts: (timer kind, due time)"""
+    next_steps: list[NewTimer] = field(default_factory=list)
+    """the next level's timer of each fired escalation timer below the top level"""
+
+
+# The fired timers' events, their cases' first red cards and levels, and the escalation ladder's next
+# timers, in one statement. Cases are locked in case-id order first (one lock order for every writer of
+# these rows). The ladder climbs one timer at a time: a case whose ``first_breach_at`` this statement
+# set (returned as ``started``) gets the first level's timer, planned for its breach time (one plan per
+# breach time crosses the wire, not one per case); a fired level's timer stores the next level's, unless
+# the case is no longer open: a reply cancels the pending level, and the locked row tells a reply that
+# committed while this batch waited for the lock. Should an equal, earlier breach time read as started,
+# or a level's timer already exist, the insert does nothing.
 _RECORD_FIRED = f"""
 WITH queued AS (
     {outbox_insert_from_arrays(1)}
 ), changes AS (
-    SELECT * FROM unnest($7::text[], $8::timestamptz[], $9::int[]) AS v(case_id, breach_at, level)
+    SELECT * FROM unnest($7::text[], $8::timestamptz[], $9::int[], $10::text[])
+        AS v(case_id, breach_at, level, assignment_id)
 ), locked AS (
-    SELECT c.case_id FROM sla_cases c WHERE c.case_id = ANY($7::text[]) ORDER BY c.case_id FOR UPDATE
+    SELECT c.case_id, c.status FROM sla_cases c WHERE c.case_id = ANY($7::text[])
+    ORDER BY c.case_id FOR UPDATE
 ), changed AS (
     UPDATE sla_cases c
     SET first_breach_at = coalesce(c.first_breach_at, v.breach_at),
@@ -238,29 +283,43 @@ WITH queued AS (
       AND ((c.first_breach_at IS NULL AND v.breach_at IS NOT NULL) OR c.escalation_level < v.level)
     RETURNING c.case_id, v.breach_at IS NOT NULL AND c.first_breach_at = v.breach_at AS started
 )
-{_INSERT_TIMERS.format(_TIMER_ARRAYS.format(*_LADDER_PARAMS) + _STARTED)}
+INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id)
+SELECT v.case_id, $14, p.kind, 0, p.due_at, v.breach_at, v.assignment_id
+FROM changes v
+JOIN changed ON changed.case_id = v.case_id AND changed.started
+JOIN unnest($11::timestamptz[], $12::text[], $13::timestamptz[]) AS p(breach_at, kind, due_at)
+    ON p.breach_at = v.breach_at
+UNION ALL
+SELECT n.case_id, n.stage, n.kind, n.generation, n.due_at, n.deadline_due_at, n.assignment_id
+FROM {_TIMER_ARRAYS.format(*(f"${i}" for i in range(15, 22)))}
+JOIN locked l ON l.case_id = n.case_id AND l.status = 'open'
+ON CONFLICT ON CONSTRAINT sla_timers_once DO NOTHING
 """  # noqa: S608 - fixed text, every value is a bind parameter
 
 
 async def record_fired(
-    conn: AsyncConnection,
-    messages: Sequence[OutboundMessage],
-    breaches: dict[str, datetime],
-    levels: dict[str, int],
-    ladders: Sequence[NewTimer],
+    conn: AsyncConnection, outbox: Sequence[OutboxRow], changes: CaseChanges, ladder_stage: str
 ) -> None:
-    """Write fired timers' events to the outbox; record each case's first red card (``breaches``) where
-    none is recorded yet and raise supervision levels (never lowering one); store the escalation ladders
-    (``ladders``: timers of cases in ``breaches``) of the cases whose first red card this is."""
-    ordered = sorted(breaches.keys() | levels.keys())
+    """Write fired timers' events (``outbox`` rows) to the outbox; record each case's first red card
+    where none is recorded yet and raise supervision levels (never lowering one); store the escalation
+    ladder's next timers (stage ``ladder_stage``): the first level's of the cases whose first red card
+    this is, and the next level's of the fired levels of cases still open."""
+    ordered = sorted(changes.breaches.keys() | changes.levels.keys())
+    breaches = [changes.breaches.get(case, (None, None)) for case in ordered]
+    firsts = list(changes.first_steps.items())
     await conn.exec_driver_sql(
         _RECORD_FIRED,
         (
-            *outbox_columns(messages),
+            *outbox_columns_of_rows(outbox),
             ordered,
-            [breaches.get(case) for case in ordered],
-            [levels.get(case, 0) for case in ordered],
-            *timer_columns(ladders),
+            [breach for breach, _ in breaches],
+            [changes.levels.get(case, 0) for case in ordered],
+            [assignment for _, assignment in breaches],
+            [breach for breach, _ in firsts],
+            [kind for _, (kind, _) in firsts],
+            [due for _, (_, due) in firsts],
+            ladder_stage,
+            *timer_columns(changes.next_steps),
         ),
     )
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -30,12 +31,12 @@ from contracts.events.sla import DeadlineStage
 from runtime import migrations
 from runtime.consumer import Delivery
 from runtime.db import outbox
-from services.sla import consumer
+from services.sla import consumer, handlers, store
 from services.sla.bootstrap import build_app
 from services.sla.config import SlaSettings
 from services.sla.context import SlaContext
 from services.sla.domain.calendar import SHANGHAI
-from services.sla.tables import deadlines, timers
+from services.sla.tables import cases, deadlines, timers
 from services.sla.timers import TimerRunner
 from tests import factories
 
@@ -174,6 +175,103 @@ async def test_concurrent_firing_loops_fire_every_timer_once_and_start_each_ladd
     for case in cases:
         escalations = sorted(level for name, level in kinds(await sla.emitted(case)) if name == "escalated")
         assert escalations == [1, 2, 3]
+
+
+async def pending_timers(sla: Sla, case_id: str) -> list[sa.Row]:
+    async with sla.engine.connect() as conn:
+        rows = await store.case_timers(conn, case_id)
+    return [row for row in rows if row.fired_at is None and row.cancelled_at is None]
+
+
+async def outbox_rows(sla: Sla, case_id: str) -> list[tuple]:
+    async with sla.engine.connect() as conn:
+        query = sa.select(outbox.c.event_id, outbox.c.headers, outbox.c.value).where(
+            outbox.c.key == case_id, outbox.c.event_type != "gridline.case.deadline-set.v1"
+        )
+        return sorted(tuple(row) for row in (await conn.execute(query)).all())
+
+
+async def test_events_prepared_ahead_are_written_when_due_exactly_as_firing_builds_them(
+    sla: Sla, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = [factories.case_id() for _ in range(3)]
+    for case in cases:
+        await sla.apply(factories.case_received(case, appeal_type="help"))
+        await sla.apply(assigned(case, MONDAY))
+    due = min(t.due_at for t in await pending_timers(sla, cases[0]))
+    runner = TimerRunner(sla.engine, sla.ctx, lambda: None)
+    sla.clock.now = due - timedelta(seconds=1)
+    assert await runner.prepare() == 3  # each case's first timer, due in a second
+    assert await runner.prepare() == 0  # prepared once
+    assert await runner.fire_due() == 0  # not due yet
+    sla.clock.now = due
+
+    def not_built(rows: object) -> None:
+        raise AssertionError("a prepared event was built again")
+
+    monkeypatch.setattr(runner, "_messages", not_built)
+    assert await runner.fire_due() == 3
+    prepared = {case: await outbox_rows(sla, case) for case in cases}
+    assert all(len(rows) == 1 for rows in prepared.values())
+    event = orjson.loads(prepared[cases[0]][0][2])
+    assert datetime.fromisoformat(event["occurred_at"]) == due  # the card occurred when it fell due
+
+    async with sla.engine.begin() as conn:  # undo the firing, then fire the same timers unprepared
+        await conn.execute(sa.delete(outbox).where(outbox.c.key.in_(cases), outbox.c.headers.isnot(None)))
+        await conn.execute(sa.update(timers).where(timers.c.fired_at == due).values(fired_at=None))
+    monkeypatch.undo()
+    built = TimerRunner(sla.engine, sla.ctx, lambda: None)
+    sla.clock.now = due + timedelta(minutes=5)  # firing late changes nothing in the event
+    assert await built.fire_due() == 3
+    assert {case: await outbox_rows(sla, case) for case in cases} == prepared
+
+
+async def test_a_timer_cancelled_after_preparing_does_not_fire_and_one_stored_after_it_does(
+    sla: Sla,
+) -> None:
+    early, late = factories.case_id(), factories.case_id()
+    await sla.apply(factories.case_received(early, appeal_type="help"))
+    await sla.apply(assigned(early, MONDAY))
+    first = min(await pending_timers(sla, early), key=lambda t: t.due_at)
+    runner = TimerRunner(sla.engine, sla.ctx, lambda: None)
+    sla.clock.now = first.due_at - timedelta(seconds=1)
+    assert await runner.prepare() == 1
+    async with sla.engine.begin() as conn:
+        assert await store.cancel_timers(conn, early, sla.clock.now, stages=[first.stage]) >= 1
+        await store.ensure_case(conn, late)
+        await store.schedule_many(
+            conn, [store.NewTimer(late, "reply", "yellow", 1, first.due_at, first.due_at, "A1")]
+        )
+    sla.clock.now = first.due_at
+    fired = 0
+    while count := await runner.fire_due():
+        fired += count
+    assert fired == 1
+    assert [k for k in kinds(await sla.emitted(early)) if k[0] != "deadline-set"] == []
+    assert kinds(await sla.emitted(late)) == [("deadline-approaching", "reply")]
+
+
+async def test_the_ladder_climbs_one_timer_at_a_time_and_a_reply_stops_it(sla: Sla) -> None:
+    case = factories.case_id()
+    await sla.apply(factories.case_received(case, appeal_type="help"))
+    await sla.apply(assigned(case, MONDAY))
+    red = min((t for t in await pending_timers(sla, case) if t.kind == "red"), key=lambda t: t.due_at)
+    await sla.fire_until(red.due_at - timedelta(microseconds=1))
+    sla.clock.now = red.due_at
+    runner = TimerRunner(sla.engine, sla.ctx, lambda: None)
+    assert await runner.fire_due() >= 1  # the first red card (level 1 is due at once)
+    ladder = [t for t in await pending_timers(sla, case) if t.stage == handlers.LADDER]
+    assert [(t.kind, t.due_at, t.deadline_due_at) for t in ladder] == [("escalate-1", red.due_at, red.due_at)]
+    assert await runner.fire_due() == 1  # level 1 stores level 2, one office day later
+    ladder = [t for t in await pending_timers(sla, case) if t.stage == handlers.LADDER]
+    assert [(t.kind, t.due_at) for t in ladder] == [("escalate-2", red.due_at + timedelta(days=1))]
+    async with sla.engine.begin() as conn:  # as if a reply committed while level 2 was being fired
+        await conn.execute(sa.update(cases).where(cases.c.case_id == case).values(status="replied"))
+    assert await sla.fire_until(red.due_at + timedelta(days=1)) >= 1
+    assert [t for t in await pending_timers(sla, case) if t.stage == handlers.LADDER] == []
+    assert await sla.fire_until(red.due_at + timedelta(days=60)) >= 0
+    escalations = [k for k in kinds(await sla.emitted(case)) if k[0] == "escalated"]
+    assert escalations == [("escalated", 1), ("escalated", 2)]  # level 3 never stored
 
 
 async def test_accepting_stops_the_sign_for_clock_and_replying_stops_the_rest(sla: Sla) -> None:
