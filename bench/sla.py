@@ -10,8 +10,9 @@
    the same instant. The real ``TimerRunner.run`` loop, with its default batch and idle-poll settings and
    an injected clock (``ScaledClock`` at speed 1 from a fixed virtual origin), fires them. Lag per event =
    commit time of its outbox row (``track_commit_timestamp``: when the relay can first see it) minus the
-   due time. Red cards start the escalation ladder, whose level 1 is due at the same instant: those
-   events are reported separately.
+   due time. The runner starts a few seconds before that instant, so it prepares their events ahead
+   (``sla_timer_prepare_ahead_s``) as a running service does. Red cards start the escalation ladder,
+   whose level 1 is due at the same instant: those events are reported separately.
 
 CPU seconds of this process and of PostgreSQL (its backends included) are reported per stored and per fired
 timer, with the load average, since wall-clock figures on a shared box say little on their own; PostgreSQL's
@@ -210,6 +211,7 @@ async def firing_lag(
     return {
         "due_together": count,
         "cards_emitted": len(cards),
+        "lag_first_s": round(cards[0], 3) if cards else None,
         "lag_p50_s": round(_quantile(cards, 0.50), 3),
         "lag_p99_s": round(_quantile(cards, 0.99), 3),
         "lag_max_s": round(cards[-1], 3) if cards else None,
@@ -220,6 +222,7 @@ async def firing_lag(
         "runner_batch_size": settings.sla_timer_batch_size,
         "runner_concurrency": settings.sla_timer_concurrency,
         "runner_idle_poll_s": settings.sla_timer_idle_poll_s,
+        "runner_prepare_ahead_s": settings.sla_timer_prepare_ahead_s,
         "postgres_per_event_fired": statements,
         "claim_plan": next(line for line in plan if "Scan" in line and "sla_timers" in line).strip(" ->"),
     }
