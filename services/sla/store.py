@@ -260,8 +260,8 @@ class CaseChanges:
 # timers, in one statement. Cases are locked in case-id order first (one lock order for every writer of
 # these rows). The ladder climbs one timer at a time: a case whose ``first_breach_at`` this statement
 # set (returned as ``started``) gets the first level's timer, planned for its breach time (one plan per
-# breach time crosses the wire, not one per case); a fired level's timer stores the next level's, unless
-# the case is no longer open: a reply cancels the pending level, and the locked row tells a reply that
+# breach time crosses the wire, not one per case); a fired level's timer stores the next level's. Either
+# only while the case is open: a reply cancels the pending level, and the locked row tells a reply that
 # committed while this batch waited for the lock. Should an equal, earlier breach time read as started,
 # or a level's timer already exist, the insert does nothing.
 _RECORD_FIRED = f"""
@@ -287,6 +287,7 @@ INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_a
 SELECT v.case_id, $14, p.kind, 0, p.due_at, v.breach_at, v.assignment_id
 FROM changes v
 JOIN changed ON changed.case_id = v.case_id AND changed.started
+JOIN locked l ON l.case_id = v.case_id AND l.status = 'open'
 JOIN unnest($11::timestamptz[], $12::text[], $13::timestamptz[]) AS p(breach_at, kind, due_at)
     ON p.breach_at = v.breach_at
 UNION ALL

@@ -274,6 +274,21 @@ async def test_the_ladder_climbs_one_timer_at_a_time_and_a_reply_stops_it(sla: S
     assert escalations == [("escalated", 1), ("escalated", 2)]  # level 3 never stored
 
 
+async def test_a_red_card_on_a_case_replied_meanwhile_starts_no_ladder(sla: Sla) -> None:
+    case = factories.case_id()
+    await sla.apply(factories.case_received(case, appeal_type="help"))
+    await sla.apply(assigned(case, MONDAY))
+    red = min((t for t in await pending_timers(sla, case) if t.kind == "red"), key=lambda t: t.due_at)
+    await sla.fire_until(red.due_at - timedelta(microseconds=1))
+    async with sla.engine.begin() as conn:  # as if the reply committed while the red card was being fired
+        await conn.execute(sa.update(cases).where(cases.c.case_id == case).values(status="replied"))
+    assert await sla.fire_until(red.due_at) >= 1
+    assert ("deadline-breached", red.stage) in kinds(await sla.emitted(case))  # the deadline did pass
+    assert [t for t in await pending_timers(sla, case) if t.stage == handlers.LADDER] == []
+    assert await sla.fire_until(red.due_at + timedelta(days=60)) >= 0
+    assert [k for k in kinds(await sla.emitted(case)) if k[0] == "escalated"] == []
+
+
 async def test_accepting_stops_the_sign_for_clock_and_replying_stops_the_rest(sla: Sla) -> None:
     case = factories.case_id()
     await sla.apply(factories.case_received(case))
