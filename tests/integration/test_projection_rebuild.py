@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from services.projection import schema_ops
 from services.projection.config import ProjectionSettings
 from services.projection.rebuild import rebuild
-from services.projection.tables import case_summary
+from services.projection.tables import case_search, case_summary
 from tests import factories as f
 from tests.integration.test_consumer_loop import publish, running_consumer
 from tests.support import eventually
@@ -115,6 +115,24 @@ async def test_a_rebuild_without_switch_leaves_the_live_schema_serving(
             sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": report.schema}
         )
     assert found == 1
+
+
+async def test_checksums_tell_a_changed_missing_or_extra_row_but_not_the_rows_order(projection_engine):
+    rows = [{"case_id": f"CK{k:04d}", "grams": ["章丘", f"网格{k}"]} for k in range(50)]
+
+    async def checksum(ordered: list[dict]) -> str:
+        async with projection_engine.begin() as conn:
+            await conn.execute(sa.delete(case_search))
+            await conn.execute(sa.insert(case_search), ordered)  # stored in this order
+            return (await schema_ops.checksums(conn, schema_ops.LIVE))["case_search"]
+
+    baseline = await checksum(rows)
+    assert baseline.startswith("50:")
+    assert await checksum(rows[::-1]) == baseline
+    changed = [*rows[:-1], {"case_id": "CK0049", "grams": ["章丘", "网格48"]}]
+    assert await checksum(changed) != baseline
+    assert await checksum(rows[:-1]) != baseline
+    assert await checksum([*rows, {"case_id": "CK9999", "grams": []}]) != baseline
 
 
 async def _at_least(engine, count: int) -> bool:
