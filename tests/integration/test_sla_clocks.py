@@ -251,12 +251,18 @@ async def test_a_timer_cancelled_after_preparing_does_not_fire_and_one_stored_af
     assert kinds(await sla.emitted(late)) == [("deadline-approaching", "reply")]
 
 
-async def test_the_ladder_climbs_one_timer_at_a_time_and_a_reply_stops_it(sla: Sla) -> None:
+async def just_before_the_first_red_card(sla: Sla) -> tuple[str, sa.Row]:
+    """A never-accepted case, every timer before its first red card fired; the case and that timer."""
     case = factories.case_id()
     await sla.apply(factories.case_received(case, appeal_type="help"))
     await sla.apply(assigned(case, MONDAY))
     red = min((t for t in await pending_timers(sla, case) if t.kind == "red"), key=lambda t: t.due_at)
     await sla.fire_until(red.due_at - timedelta(microseconds=1))
+    return case, red
+
+
+async def test_the_ladder_climbs_one_timer_at_a_time_and_a_reply_stops_it(sla: Sla) -> None:
+    case, red = await just_before_the_first_red_card(sla)
     sla.clock.now = red.due_at
     runner = TimerRunner(sla.engine, sla.ctx, lambda: None)
     assert await runner.fire_due() >= 1  # the first red card (level 1 is due at once)
@@ -275,11 +281,7 @@ async def test_the_ladder_climbs_one_timer_at_a_time_and_a_reply_stops_it(sla: S
 
 
 async def test_a_red_card_on_a_case_replied_meanwhile_starts_no_ladder(sla: Sla) -> None:
-    case = factories.case_id()
-    await sla.apply(factories.case_received(case, appeal_type="help"))
-    await sla.apply(assigned(case, MONDAY))
-    red = min((t for t in await pending_timers(sla, case) if t.kind == "red"), key=lambda t: t.due_at)
-    await sla.fire_until(red.due_at - timedelta(microseconds=1))
+    case, red = await just_before_the_first_red_card(sla)
     async with sla.engine.begin() as conn:  # as if the reply committed while the red card was being fired
         await conn.execute(sa.update(cases).where(cases.c.case_id == case).values(status="replied"))
     assert await sla.fire_until(red.due_at) >= 1
