@@ -189,11 +189,11 @@ async def cancel_timers(
 # disjoint batches) until the caller's transaction, which also writes their events, commits. A red card
 # comes with its stage's policy (whether it starts the escalation ladder), NULL when the stage has no
 # deadline row; a lookup per red card, not a join the planner may turn into a scan of every deadline.
-_FIRE_DUE = """
+_CLAIM = """
 WITH due AS (
     SELECT id FROM sla_timers
-    WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL
-    ORDER BY due_at LIMIT $2
+    WHERE {which} AND due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL
+    {order}
     FOR UPDATE SKIP LOCKED
 ), fired AS (
     UPDATE sla_timers t SET fired_at = $1 FROM due WHERE t.id = due.id
@@ -205,15 +205,10 @@ SELECT f.*, CASE WHEN f.kind = 'red' THEN (
 FROM fired f
 ORDER BY f.due_at, f.id
 """
-
-
+_FIRE_DUE = _CLAIM.format(which="TRUE", order="ORDER BY due_at LIMIT $2")
 # The same claim for timers picked by id (their events were prepared ahead): those still pending and not
 # held by another replica fire, in due order, with the same columns.
-_FIRE_THESE = _FIRE_DUE.replace(
-    "WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL\n    ORDER BY due_at LIMIT $2",
-    "WHERE id = ANY($2::bigint[]) AND due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL",
-)
-assert _FIRE_THESE != _FIRE_DUE
+_FIRE_THESE = _CLAIM.format(which="id = ANY($2::bigint[])", order="")
 
 # Pending timers after a (due_at, id) position up to a due time, in that order: what the runner prepares.
 _PENDING_AFTER = """
