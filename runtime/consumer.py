@@ -55,6 +55,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import ContractError, Envelope, decode_message
@@ -144,10 +145,21 @@ class EventRejected(Exception):
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
+    PoolTimeout,  # every pooled connection busy for pool_timeout (30 s): a stalled database
     OSError,
     KafkaError,
     ConnectionError,
     asyncio.TimeoutError,
+)
+
+
+# What asyncpg's client-side errors say when the server went away under the connection (the same classes
+# also report bugs, e.g. "unexpected codec state", which stay bugs)
+_DROPPED_CONNECTION = (
+    "connection is closed",
+    "another operation",
+    "not connected",
+    'protocol is in the "failed" state',
 )
 
 
@@ -163,7 +175,7 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     # unwrapped when they happen while the pool connects (e.g. 57P03 "the database system is shutting down")
     error = exc.orig if isinstance(exc, DBAPIError) else exc
     if isinstance(error, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError) and any(
-        sign in str(error) for sign in ("connection is closed", "another operation")
+        sign in str(error) for sign in _DROPPED_CONNECTION
     ):  # raw asyncpg (intake's hot path) on a connection the server dropped, also mid-statement while it
         # shuts down: "cannot switch to state 15; another operation (2) is in progress" (a 500 in the
         # 100,000-case fault run, where a 503 was due)

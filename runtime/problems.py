@@ -83,7 +83,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return response
 
-    for failure in (*INFRASTRUCTURE_ERRORS, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    # Every class an outage can surface as, SQLAlchemy-wrapped or raw asyncpg (intake's hot path); the
+    # handler answers 503 only for outages and re-raises the rest (a bug stays a 500). InternalClientError
+    # is no InterfaceError: left out, "cannot switch to state 15; another operation (2) is in progress"
+    # while PostgreSQL shut down was a 500 in a CI fault run.
+    for failure in (
+        *INFRASTRUCTURE_ERRORS,
+        DBAPIError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.InternalClientError,
+    ):
         app.add_exception_handler(failure, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)

@@ -16,6 +16,10 @@ from runtime.consumer import is_infrastructure_error
         asyncpg.exceptions.InternalClientError(
             "cannot switch to state 15; another operation (2) is in progress"
         ),
+        asyncpg.exceptions.InternalClientError(
+            'cannot switch to state 12; protocol is in the "failed" state'
+        ),
+        asyncpg.exceptions.InternalClientError("not connected"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
         asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
