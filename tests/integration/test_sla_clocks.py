@@ -37,7 +37,7 @@ from services.sla.config import SlaSettings
 from services.sla.context import SlaContext
 from services.sla.domain.calendar import SHANGHAI
 from services.sla.tables import cases, deadlines, timers
-from services.sla.timers import TimerRunner
+from services.sla.timers import QUIET_S, TimerRunner
 from tests import factories
 
 pytestmark = pytest.mark.integration
@@ -249,6 +249,24 @@ async def test_a_timer_cancelled_after_preparing_does_not_fire_and_one_stored_af
     assert fired == 1
     assert [k for k in kinds(await sla.emitted(early)) if k[0] != "deadline-set"] == []
     assert kinds(await sla.emitted(late)) == [("deadline-approaching", "reply")]
+
+
+async def test_the_active_timer_count_waits_while_timers_fall_due(sla: Sla) -> None:
+    """Counting a million timers costs PostgreSQL ~160 ms: not while a burst of cards needs it."""
+    case = factories.case_id()
+    await sla.apply(factories.case_received(case, appeal_type="help"))
+    await sla.apply(assigned(case, MONDAY))
+    first = min(await pending_timers(sla, case), key=lambda t: t.due_at)
+    runner = TimerRunner(sla.engine, sla.ctx, lambda: None)
+    sla.clock.now = first.due_at - timedelta(seconds=1)
+    assert runner._quiet()  # nothing prepared, nothing fired
+    assert await runner.prepare() == 1
+    assert not runner._quiet()  # a prepared timer falls due within QUIET_S
+    sla.clock.now = first.due_at
+    assert await runner.fire_due() == 1
+    assert not runner._quiet()  # a batch just fired
+    await asyncio.sleep(QUIET_S)
+    assert runner._quiet()
 
 
 async def just_before_the_first_red_card(sla: Sla) -> tuple[str, sa.Row]:
