@@ -51,10 +51,11 @@ class ServiceSettings(BaseSettings):
         ),
     )
     db_pool_pre_ping: bool = Field(
-        True,
+        False,
         description=(
-            "Test a pooled connection with a round trip each time it is taken. Off, a connection broken by "
-            "a database restart fails one operation, answered or retried as an outage (503, rewind)."
+            "Test a pooled connection with a round trip each time it is taken. Off (the default), a "
+            "connection the server closed is still replaced when taken, without a round trip; one dropped "
+            "silently by the network fails one operation, answered or retried as an outage (503, rewind)."
         ),
     )
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
