@@ -94,6 +94,14 @@ appeal_updates = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
-sa.Index("appeals_dedupe", appeals.c.category, appeals.c.received_at)
+# The nearby-duplicate search: (category, 0.01° map cell, received_at), the cell key as in migration 0003
+# and handlers._EARLIER.
+sa.Index(
+    "appeals_nearby",
+    appeals.c.category,
+    sa.text("(floor(lat * 100)::int8 * 100000 + floor(lon * 100)::int8)"),
+    appeals.c.received_at,
+    postgresql_where=sa.and_(appeals.c.lat.isnot(None), appeals.c.lon.isnot(None)),
+)
 sa.Index("appeals_citizen", appeals.c.citizen_ref, appeals.c.received_at)
 sa.Index("appeals_open311", appeals.c.received_at, appeals.c.case_id)

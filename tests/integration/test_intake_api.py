@@ -196,6 +196,17 @@ async def test_the_same_category_nearby_is_a_duplicate_but_far_away_or_another_c
     assert other_kind.json()["duplicate_of"] is None and far.json()["duplicate_of"] is None
 
 
+async def test_a_nearby_duplicate_across_a_map_cell_corner_is_found(intake):
+    """The nearby search probes 0.01° map cells: two reports ~3 m apart on either side of a cell corner
+    (both latitude and longitude cells differ) are still one place."""
+    west = {"lat": 36.699995, "lon": 117.539995, "crs": "WGS84"}
+    east = {"lat": 36.700005, "lon": 117.540005, "crs": "WGS84"}
+    first = await intake.client.post("/v1/intake/grid", json=grid_report(30, coordinates=west), headers=GRID)
+    second = await intake.client.post("/v1/intake/grid", json=grid_report(31, coordinates=east), headers=GRID)
+    assert first.status_code == second.status_code == 201
+    assert second.json()["duplicate_of"] == first.json()["case_id"]
+
+
 async def test_personal_data_is_stored_encrypted_and_revealed_only_to_pii_read_with_an_audit_row(intake):
     order = hotline_order(30, seed=3101) | {"caller_id_number": "370114199001011234",
                                             "content": "请回电13912345678，路灯不亮"}  # fmt: skip
