@@ -143,6 +143,14 @@ def write_markdown(results: dict, path: Path) -> str:
             f"= {replay['end_to_end_cases_per_s']} cases/s end to end "
             f"(a Zhangqiu year of 600,000 at this rate: {replay['zhangqiu_year_at_this_rate_hours']} h).",
         ]
+        if "settled_before_replay_s" in results:
+            waited = results["settled_before_replay_s"]
+            lines.append(
+                f"It started once every consumer group had read the case log to its end ({waited} s "
+                "after the last step's follow-ups)."
+                if waited is not None
+                else "The last step's backlog was not consumed within the wait; the replay ran behind it."
+            )
         if pg := replay.get("postgres_statements"):
             lines += [
                 "",

@@ -77,6 +77,7 @@ from bench._watch import (
     VisibilityProbe,
     cpu_per,
     events_consumed,
+    settle,
 )
 from devtools.system import SERVICES, LocalSystem
 from devtools.workload import CST, Workload
@@ -92,6 +93,8 @@ SINK_SMTP_PORT = 2525  # devtools.sinks' webhook (9310) and SMS gateway (9320) p
 SERVICE_PORT_OFFSET = 35101 - SERVICES["intake"]
 OPERATOR_KEY = "dev-operator-key"
 PROJECTION_GROUP = "gridline-projection"
+CONSUMER_GROUPS = tuple(f"gridline-{name}" for name in ("intake", "routing", "sla", "notify", "projection"))
+SETTLE_TIMEOUT_S = 180.0
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -366,6 +369,12 @@ async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, i
                         await asyncio.sleep(0.5)
             results["follow_ups_total"] = dict(bench.driver.outcomes)
         if args.replay:
+            if results["steps"]:  # the last step saturated: start the replay once its backlog is consumed
+                waited = await settle(
+                    system.kafka_bootstrap, system.case_events_topic, CONSUMER_GROUPS, SETTLE_TIMEOUT_S
+                )
+                results["settled_before_replay_s"] = waited
+                print(f"backlog consumed after {waited} s (None: not in {SETTLE_TIMEOUT_S:g} s)", flush=True)
             print(f"replay: {args.replay} cases as fast as intake takes them ...", flush=True)
             results["replay"] = await bench.replay(args.replay, args.replay_concurrency)
             print(f"replay: {json.dumps(results['replay'], ensure_ascii=False)}", flush=True)
