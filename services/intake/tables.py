@@ -104,4 +104,6 @@ sa.Index(
     postgresql_where=sa.and_(appeals.c.lat.isnot(None), appeals.c.lon.isnot(None)),
 )
 sa.Index("appeals_citizen", appeals.c.citizen_ref, appeals.c.received_at)
+# A primary's open duplicates, closed with it (consumer._close_duplicates); only duplicates have entries.
+sa.Index("appeals_duplicates", appeals.c.duplicate_of, postgresql_where=appeals.c.duplicate_of.isnot(None))
 sa.Index("appeals_open311", appeals.c.received_at, appeals.c.case_id)

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from contracts.envelope import decode_message, encode_event
+from contracts.events.intake import CaseClosed
 from contracts.events.routing import Assignee, AssigneeKind, ReplySubmitted
 from devtools.sample import hotline_order
 from runtime import migrations
@@ -170,6 +171,27 @@ async def test_the_same_caller_and_category_within_seven_days_is_linked_as_a_dup
     received, linked = await intake.events(repeat["case_id"])
     assert received.duplicate_of == primary["case_id"]
     assert linked.primary_case_id == primary["case_id"] and linked.reason == "same_caller_same_category"
+
+
+async def test_closing_a_primary_closes_its_open_duplicates_once_and_nothing_else(intake):
+    first = hotline_order(14, seed=3103) | {"category_code": "9001"}
+    second = hotline_order(15, seed=3103) | {"category_code": "9001", "caller_phone": first["caller_phone"]}
+    other = hotline_order(16, seed=3104) | {"category_code": "9001"}
+    primary = (await intake.client.post("/v1/intake/hotline", json=first, headers=HOTLINE)).json()
+    repeat = (await intake.client.post("/v1/intake/hotline", json=second, headers=HOTLINE)).json()
+    unrelated = (await intake.client.post("/v1/intake/hotline", json=other, headers=HOTLINE)).json()
+    assert repeat["duplicate_of"] == primary["case_id"] and unrelated["duplicate_of"] is None
+    closed = CaseClosed(
+        case_id=primary["case_id"], occurred_at=datetime.now(UTC), actor="intake", reason="citizen_satisfied"
+    )
+    await intake.apply(closed)
+    (_, _, with_primary) = await intake.events(repeat["case_id"])
+    assert isinstance(with_primary, CaseClosed) and with_primary.reason == "duplicate"
+    assert primary["case_id"] in (with_primary.note or "")
+    assert [type(e).__name__ for e in await intake.events(unrelated["case_id"])] == ["CaseReceived"]
+    await intake.apply(with_primary)  # the duplicate's own CaseClosed comes back from the log
+    await intake.apply(closed.model_copy(update={"occurred_at": datetime.now(UTC)}))  # the primary again
+    assert len(await intake.events(repeat["case_id"])) == 3  # closed once: it is no longer open
 
 
 async def test_the_same_caller_five_days_later_is_linked_though_it_is_past_the_nearby_window(intake):
@@ -352,5 +374,29 @@ async def test_migration_0002_encrypts_personal_data_stored_in_clear_by_0001(inf
 
         cipher = VaultCipher.from_setting(IntakeSettings().pii_vault_keys)
         assert cipher.open("ZQ1", "phone", row["phone_enc"]) == "13805311234"
+    finally:
+        await engine.dispose()
+
+
+async def test_migration_0003_swaps_the_duplicate_search_indexes_and_reverts(infrastructure, intake_db):
+    from alembic import command
+
+    url = infrastructure.database_url(intake_db).replace("postgresql://", "postgresql+asyncpg://", 1)
+    engine = sa.ext.asyncio.create_async_engine(url)
+
+    async def indexes() -> set[str]:
+        async with engine.connect() as conn:
+            query = sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'appeals'")
+            return set((await conn.execute(query)).scalars())
+
+    try:
+        at_head = await indexes()
+        assert {"appeals_nearby", "appeals_duplicates"} <= at_head and "appeals_dedupe" not in at_head
+        config = migrations.alembic_config(MIGRATIONS, url)
+        await asyncio.to_thread(command.downgrade, config, "intake_0002")
+        reverted = await indexes()
+        assert "appeals_dedupe" in reverted and not {"appeals_nearby", "appeals_duplicates"} & reverted
+        await asyncio.to_thread(migrations.upgrade, MIGRATIONS, url)
+        assert await indexes() == at_head
     finally:
         await engine.dispose()
