@@ -258,7 +258,10 @@ class CaseChanges:
 # breach time crosses the wire, not one per case); a fired level's timer stores the next level's. Either
 # only while the case is open: a reply cancels the pending level, and the locked row tells a reply that
 # committed while this batch waited for the lock. Should an equal, earlier breach time read as started,
-# or a level's timer already exist, the insert does nothing.
+# or a level's timer already exist, the insert does nothing. The first levels come straight from the
+# update's RETURNING (breach, assignment, locked status): joining ``changes`` and ``locked`` again, which
+# the planner took for a few rows, was a nested loop over cases × cases (half of a 1,000-card batch's
+# statement time).
 _RECORD_FIRED = f"""
 WITH queued AS (
     {outbox_insert_from_arrays(1)}
@@ -276,15 +279,15 @@ WITH queued AS (
     FROM changes v JOIN locked l ON l.case_id = v.case_id
     WHERE c.case_id = v.case_id
       AND ((c.first_breach_at IS NULL AND v.breach_at IS NOT NULL) OR c.escalation_level < v.level)
-    RETURNING c.case_id, v.breach_at IS NOT NULL AND c.first_breach_at = v.breach_at AS started
+    RETURNING c.case_id, v.breach_at, v.assignment_id, l.status,
+              v.breach_at IS NOT NULL AND c.first_breach_at = v.breach_at AS started
 )
 INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id)
-SELECT v.case_id, $14, p.kind, 0, p.due_at, v.breach_at, v.assignment_id
-FROM changes v
-JOIN changed ON changed.case_id = v.case_id AND changed.started
-JOIN locked l ON l.case_id = v.case_id AND l.status = 'open'
+SELECT ch.case_id, $14, p.kind, 0, p.due_at, ch.breach_at, ch.assignment_id
+FROM changed ch
 JOIN unnest($11::timestamptz[], $12::text[], $13::timestamptz[]) AS p(breach_at, kind, due_at)
-    ON p.breach_at = v.breach_at
+    ON p.breach_at = ch.breach_at
+WHERE ch.started AND ch.status = 'open'
 UNION ALL
 SELECT n.case_id, n.stage, n.kind, n.generation, n.due_at, n.deadline_due_at, n.assignment_id
 FROM {_TIMER_ARRAYS.format(*(f"${i}" for i in range(15, 22)))}
