@@ -132,34 +132,8 @@ class DeliveryWorker:
     async def claim(self, limit: int) -> list:
         """Lease up to ``limit`` due rows to this worker."""
         now = self._clock()
-        # Messages about one case to one recipient on one channel go in order: a row waits while an
-        # earlier one is still pending (in flight or retrying).
-        earlier = deliveries.alias("earlier")
-        earlier_pending = (
-            sa.select(earlier.c.id)
-            .where(
-                earlier.c.case_id == deliveries.c.case_id,
-                earlier.c.recipient == deliveries.c.recipient,
-                earlier.c.channel == deliveries.c.channel,
-                earlier.c.status == "pending",
-                earlier.c.seq < deliveries.c.seq,
-            )
-            .exists()
-        )
-        due = (
-            sa.select(deliveries.c.id)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now, ~earlier_pending)
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id.in_(due))
-                .values(next_attempt_at=now + self.policy.lease)
-                .returning(*deliveries.c)
-            )
+            result = await conn.execute(claim_statement(now, now + self.policy.lease, limit))
             return sorted(result.all(), key=lambda r: r.seq)
 
     async def deliver(self, row) -> None:
@@ -325,6 +299,42 @@ class DeliveryWorker:
 
 
 T = TypeVar("T")
+
+
+def claim_statement(now: datetime, lease_until: datetime, limit: int) -> sa.Update:
+    """Lease (``next_attempt_at`` = ``lease_until``) up to ``limit`` rows due by ``now``, returning them.
+
+    Messages about one case to one recipient on one channel go in order: a row waits while an earlier one
+    is still pending (in flight or retrying). OFFSET 0 keeps that check a per-row probe of
+    deliveries_pending_per_recipient: as an anti-join, with statistics that took the pending rows for a
+    handful (they come in bursts), PostgreSQL compared every due row with every pending one (402 × 643
+    rows, 81 ms per claim in a 2,000-case replay)."""
+    earlier = deliveries.alias("earlier")
+    earlier_pending = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.case_id == deliveries.c.case_id,
+            earlier.c.recipient == deliveries.c.recipient,
+            earlier.c.channel == deliveries.c.channel,
+            earlier.c.status == "pending",
+            earlier.c.seq < deliveries.c.seq,
+        )
+        .offset(0)
+        .exists()
+    )
+    due = (
+        sa.select(deliveries.c.id)
+        .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now, ~earlier_pending)
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        sa.update(deliveries)
+        .where(deliveries.c.id.in_(due))
+        .values(next_attempt_at=lease_until)
+        .returning(*deliveries.c)
+    )
 
 
 @dataclass(frozen=True)
