@@ -145,9 +145,11 @@ def write_markdown(results: dict, path: Path) -> str:
         ]
         if "settled_before_replay_s" in results:
             waited = results["settled_before_replay_s"]
+            follow_ups = results.get("follow_ups_finished_after_s")
+            unfinished = results.get("follow_ups_unfinished", 0)
             lines.append(
-                f"It started once every consumer group had read the case log to its end ({waited} s "
-                "after the last step's follow-ups)."
+                f"It started once the steps' follow-ups had finished ({follow_ups} s, {unfinished} left "
+                f"unfinished) and every consumer group had read the case log to its end ({waited} s more)."
                 if waited is not None
                 else "The last step's backlog was not consumed within the wait; the replay ran behind it."
             )

@@ -363,10 +363,14 @@ async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, i
                 if step["saturated"]:
                     print(f"saturated at {rate:g} cases/s offered: stepping stops", flush=True)
                     break
+            began = time.monotonic()
             with contextlib.suppress(TimeoutError):  # let the last follow-ups finish (bounded)
-                async with asyncio.timeout(30):
+                async with asyncio.timeout(SETTLE_TIMEOUT_S):
                     while bench.following:  # noqa: ASYNC110  (a set of tasks, not an event)
                         await asyncio.sleep(0.5)
+            # a replay sharing the box with the steps' citizen actions measured half its rate (54 vs ~120)
+            results["follow_ups_finished_after_s"] = round(time.monotonic() - began, 1)
+            results["follow_ups_unfinished"] = len(bench.following)
             results["follow_ups_total"] = dict(bench.driver.outcomes)
         if args.replay:
             if results["steps"]:  # the last step saturated: start the replay once its backlog is consumed
