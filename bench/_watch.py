@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import orjson
 import psutil
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench._http import ConnectionLost, HttpPool
+from devtools.kafka_lag import consumer_lag
 
 RECEIVED_TYPE = b"gridline.case.received.v1"
 
@@ -120,30 +121,14 @@ async def settle(bootstrap: str, topic: str, groups: tuple[str, ...], timeout_s:
     """Seconds until every consumer group in ``groups`` has committed the end of ``topic`` on two polls in
     a row (a second apart), or None after ``timeout_s``: a phase measured after a saturated one then starts
     on a drained system instead of behind the earlier backlog."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await admin.start()
-    await reader.start()
     began, calm = time.monotonic(), 0
-    try:
-        await reader.topics()  # metadata, so partitions_for_topic answers
-        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
-        while time.monotonic() - began < timeout_s:
-            ends = await reader.end_offsets(partitions)
-            behind = 0
-            for group in groups:
-                committed = await admin.list_consumer_group_offsets(group)
-                behind += sum(
-                    max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()
-                )
-            calm = calm + 1 if behind == 0 else 0
-            if calm >= 2:
-                return round(time.monotonic() - began, 1)
-            await asyncio.sleep(1.0)
-        return None
-    finally:
-        await reader.stop()
-        await admin.close()
+    while time.monotonic() - began < timeout_s:
+        behind = sum((await consumer_lag(bootstrap, topic, groups)).values())
+        calm = calm + 1 if behind == 0 else 0
+        if calm >= 2:
+            return round(time.monotonic() - began, 1)
+        await asyncio.sleep(1.0)
+    return None
 
 
 class VisibilityProbe:

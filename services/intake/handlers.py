@@ -25,6 +25,7 @@ from services.intake import domain
 from services.intake.appeals import Normalisation
 from services.intake.categories import UNCLASSIFIED
 from services.intake.config import IntakeSettings
+from services.intake.tables import NEARBY_CELL
 from services.intake.vault import VaultCipher
 
 
@@ -317,7 +318,6 @@ async def _earlier(
 # range of received_at; the category's whole window, read and filtered by place, was ~1.4 ms at 2,000
 # appeals in it). One query over the category for the longer window scanned every appeal of the category
 # in it; a case found by both parts is a candidate twice, which find_duplicate takes alike.
-NEARBY_CELL = "(floor(lat * 100)::int8 * 100000 + floor(lon * 100)::int8)"  # as in migration 0003
 _EARLIER = f"""
 SELECT true AS earlier, case_id, fingerprint, duplicate_of, token, status,
        NULL::text AS citizen_ref, NULL::float8 AS lat, NULL::float8 AS lon, NULL::timestamptz AS received_at

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devtools.kafka_lag import consumer_lag, end_offsets
 from runtime import kafka
 from tests.faults.invariants import (
     Appeal,
@@ -104,36 +105,6 @@ def wait_until_drained(
             say(f"drain: lag {last.lag} outbox {last.unpublished} pending {last.pending_deliveries}")
         time.sleep(every)
     raise AssertionError(f"the system did not drain within {timeout:.0f}s; last backlog: {last}")
-
-
-async def consumer_lag(bootstrap: str, topic: str, groups: tuple[str, ...]) -> dict[str, int]:
-    ends = await end_offsets(bootstrap, topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        lag = {}
-        for group in groups:
-            committed = await admin.list_consumer_group_offsets(group)
-            lag[group] = sum(
-                max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
-                for tp, end in ends.items()
-            )
-        return lag
-    finally:
-        await admin.close()
-
-
-async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        return await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
-    finally:
-        await consumer.stop()
 
 
 # --- gather ------------------------------------------------------------------------------------------

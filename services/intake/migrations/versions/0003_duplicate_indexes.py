@@ -18,6 +18,7 @@ from alembic import op
 revision = "intake_0003"
 down_revision = "intake_0002"
 
+# services/intake/tables.NEARBY_CELL as of this revision (a migration does not follow later code)
 CELL = "(floor(lat * 100)::int8 * 100000 + floor(lon * 100)::int8)"
 
 
