@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from contracts.events import AppealType, CoordinateSystem, Urgency
 from services.intake.normalise import fold_width
@@ -17,6 +18,20 @@ APPEAL_TYPE_ALIASES = {
     "建议": AppealType.SUGGESTION,
     "表扬": AppealType.PRAISE,
 }
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible(moment: datetime) -> datetime:
+    """A source's timestamp must be a real moment of the platform's era: year 1 at +00:45 is not one
+    (converting it to UTC overflowed into a 500, found by schemathesis), nor is one the duplicate
+    windows' arithmetic (± 7 days) cannot handle."""
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return moment
+
+
+SourceTime = Annotated[AwareDatetime, AfterValidator(_plausible)]
 URGENCY_ALIASES = {
     "一般": Urgency.NORMAL,
     "普通": Urgency.NORMAL,
@@ -56,7 +71,7 @@ class HotlineOrderCreate(BaseModel):
     )
 
     order_no: Annotated[str, Field(min_length=1, max_length=64, description="Hotline order number (工单号).")]
-    called_at: AwareDatetime = Field(description="When the citizen called, with time zone.")
+    called_at: SourceTime = Field(description="When the citizen called, with time zone.")
     caller_name: Annotated[str | None, Field(max_length=64)] = None
     caller_phone: Annotated[str | None, Field(pattern=r"^\+?[0-9\- ]{5,20}$")] = None
     caller_id_number: Annotated[
@@ -139,7 +154,7 @@ class GridReportCreate(BaseModel):
     address: Annotated[str | None, Field(max_length=500)] = None
     photos: Annotated[list[PhotoUrl], Field(max_length=50, description="Photo URLs (照片).")] = []
     description: Annotated[str, Field(min_length=1, max_length=4000)]
-    found_at: AwareDatetime = Field(description="When the member found it, with time zone.")
+    found_at: SourceTime = Field(description="When the member found it, with time zone.")
     resolved_on_spot: bool = Field(False, description="即知即改: fixed at once, closed without dispatch.")
     urgency: Urgency = Urgency.NORMAL
 

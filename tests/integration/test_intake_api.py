@@ -332,6 +332,17 @@ async def test_an_oversized_body_is_413_and_too_many_photos_or_a_bad_phone_is_42
     assert bad.status_code == 422 and bad.json()["errors"][0]["location"] == "body.caller_phone"
 
 
+async def test_a_timestamp_outside_the_platforms_era_is_422_naming_the_field_not_a_500(intake):
+    """Year 1 at +00:45 overflowed when converted to UTC (a 500 schemathesis found); year 9999 too."""
+    for index, found_at in enumerate(("0001-01-01T00:00:00+00:45", "9999-12-31T23:59:00-01:00")):
+        report = grid_report(70 + index, found_at=found_at, resolved_on_spot=True)
+        answer = await intake.client.post("/v1/intake/grid", json=report, headers=GRID)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["location"] == "body.found_at"
+    order = hotline_order(72, seed=3105) | {"called_at": "1999-12-31T23:59:59+00:00"}
+    answer = await intake.client.post("/v1/intake/hotline", json=order, headers=HOTLINE)
+    assert answer.status_code == 422 and answer.json()["errors"][0]["location"] == "body.called_at"
+
+
 async def test_a_client_over_its_rate_budget_gets_429_with_retry_after(infrastructure, intake_db):
     limited = InProcessIntake(infrastructure, intake_db, rate_limit_per_s=0.01, rate_limit_burst=2)
     try:
