@@ -28,6 +28,11 @@ def main(argv: list[str]) -> int:
         "--no-switch", action="store_true", help="build and checksum, but keep serving the old"
     )
     rebuild.add_argument("--keep-retired", action="store_true", help="keep the replaced schema (not dropped)")
+    rebuild.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare both schemas' checksums before the switch (the live consumer waits meanwhile)",
+    )
     commands.add_parser("checksum", help="print a checksum per read-model table of the live schema")
     args = parser.parse_args(argv)
     settings = ProjectionSettings()
@@ -43,6 +48,7 @@ def main(argv: list[str]) -> int:
                 cached_cases=args.cached_cases,
                 switch=not args.no_switch,
                 keep_retired=args.keep_retired,
+                verify=args.verify,
             )
         )
         print(
@@ -50,6 +56,8 @@ def main(argv: list[str]) -> int:
             f"({report.events_per_second:,.0f} events/s) into {report.schema}; "
             f"dead-lettered {report.dead_lettered}; steps {report.phases}"
         )
+        if report.identical is None and not args.no_switch:
+            print("  checksums not compared (--verify compares them before the switch)")
         for table, value in report.rebuilt_checksums.items():
             live = report.live_checksums.get(table, "-")
             print(f"  {table}: rebuilt {value}  live {live}  {'same' if value == live else 'DIFFERENT'}")

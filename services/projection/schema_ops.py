@@ -1,11 +1,14 @@
 """Schema-level operations of the rebuild: clone the read-model schema empty, index it, checksum, swap.
 
 Tables are cloned from the live ``public`` schema (``LIKE ... INCLUDING ALL`` minus indexes), so the clone
-always matches the migrated shape without a second copy of the DDL. Secondary indexes are added after the
-bulk load, which is much faster than maintaining them row by row.
+always matches the migrated shape without a second copy of the DDL. Secondary indexes, and the keys of the
+tables the bulk load only appends to, are added after it: building an index from a sort is much faster
+than maintaining it row by row (a random event id per timeline and inbox row).
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,8 +46,9 @@ async def live_tables(conn: AsyncConnection) -> list[str]:
     return sorted(r.tablename for r in rows)
 
 
-async def clone_schema(conn: AsyncConnection, schema: str) -> None:
-    """Create ``schema`` with every live table, empty, with keys but without secondary indexes."""
+async def clone_schema(conn: AsyncConnection, schema: str, *, keys_later: Collection[str] = ()) -> None:
+    """Create ``schema`` with every live table, empty, without secondary indexes, and with the primary
+    and unique keys except those of the tables in ``keys_later`` (``add_keys`` adds them)."""
     await conn.execute(sa.text(f"CREATE SCHEMA {quoted(schema)}"))
     for table in await live_tables(conn):
         await conn.execute(
@@ -53,6 +57,16 @@ async def clone_schema(conn: AsyncConnection, schema: str) -> None:
                 "INCLUDING ALL EXCLUDING INDEXES)"
             )
         )
+        if table not in keys_later:
+            await add_keys(conn, schema, [table])
+    await conn.execute(
+        sa.text(f"INSERT INTO {quoted(schema)}.alembic_version SELECT * FROM {LIVE}.alembic_version")
+    )
+
+
+async def add_keys(conn: AsyncConnection, schema: str, tables: Collection[str]) -> None:
+    """Give the tables in ``schema`` the primary and unique keys their live namesakes have."""
+    for table in tables:
         constraints = await conn.execute(
             sa.text(
                 "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
@@ -66,9 +80,6 @@ async def clone_schema(conn: AsyncConnection, schema: str) -> None:
                     f"ALTER TABLE {quoted(schema)}.{quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
                 )
             )
-    await conn.execute(
-        sa.text(f"INSERT INTO {quoted(schema)}.alembic_version SELECT * FROM {LIVE}.alembic_version")
-    )
 
 
 async def add_secondary_indexes(conn: AsyncConnection, schema: str) -> int:

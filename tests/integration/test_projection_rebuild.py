@@ -59,10 +59,10 @@ async def test_a_rebuild_from_zero_gives_read_models_identical_to_the_live_ones_
     async with running_consumer(infrastructure, projection_engine, producer, topic, name=LIVE_CONSUMER):
         await eventually(lambda: _at_least(projection_engine, len(events)))
 
-        report = await rebuild(settings, batch_size=50, progress=False)
+        report = await rebuild(settings, batch_size=50, progress=False, verify=True)
 
         assert report.events == len(events)
-        assert report.identical, (report.live_checksums, report.rebuilt_checksums)
+        assert report.identical is True, (report.live_checksums, report.rebuilt_checksums)
         assert report.rebuilt_checksums["case_summary"].startswith(f"{len(cases) + 1}:")
 
         # The live projector keeps working on the swapped-in schema and nothing is applied twice.
@@ -93,11 +93,11 @@ async def test_cases_that_leave_the_rebuilds_memory_and_re_published_events_rebu
     async with running_consumer(infrastructure, projection_engine, producer, topic, name=LIVE_CONSUMER):
         await eventually(lambda: _at_least(projection_engine, len(messages)))
 
-        report = await rebuild(settings, batch_size=7, cached_cases=3, progress=False)
+        report = await rebuild(settings, batch_size=7, cached_cases=3, progress=False, verify=True)
 
     assert report.events == len(log)
     assert report.reloaded > 0
-    assert report.identical, (report.live_checksums, report.rebuilt_checksums)
+    assert report.identical is True, (report.live_checksums, report.rebuilt_checksums)
     assert await processed(projection_engine) == len(messages)
 
 
