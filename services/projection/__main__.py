@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from runtime.service import serve
@@ -23,6 +24,12 @@ def main(argv: list[str]) -> int:
         type=int,
         default=100_000,
         help="case summaries the first pass keeps in memory (about 4 KB each) before writing the oldest",
+    )
+    rebuild.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes of the first pass, each folding its share of the partitions (default: one per core)",
     )
     rebuild.add_argument(
         "--no-switch", action="store_true", help="build and checksum, but keep serving the old"
@@ -46,6 +53,7 @@ def main(argv: list[str]) -> int:
                 settings,
                 batch_size=args.batch_size,
                 cached_cases=args.cached_cases,
+                workers=args.workers,
                 switch=not args.no_switch,
                 keep_retired=args.keep_retired,
                 verify=args.verify,

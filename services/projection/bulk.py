@@ -61,12 +61,9 @@ Decoded = tuple[Delivery | None, tuple]
 class BulkLoad:
     """Folds batches of deliveries into an empty schema; ``finish`` writes what is still in memory."""
 
-    def __init__(
-        self, engine: AsyncEngine, schema: str, consumer: str, *, cached_cases: int = 100_000
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, schema: str, *, cached_cases: int = 100_000) -> None:
         self.engine = engine
         self.schema = schema
-        self.consumer = consumer
         self.cached_cases = cached_cases
         self.states: dict[str, domain.Summary] = {}  # least recently folded first
         self.stored: dict[str, domain.Summary] = {}  # the stored row of a cached case written before
@@ -103,28 +100,12 @@ class BulkLoad:
             if len(states) > self.cached_cases:
                 await self._write(conn, list(states)[: len(states) - self.cached_cases * 3 // 4])
 
-    async def finish(self, positions: dict[tuple[str, int], int]) -> None:
-        """Write every summary still in memory, the statistics and the tracking rows (``positions``:
-        the last offset applied per (topic, partition))."""
+    async def finish(self) -> None:
+        """Write every summary still in memory (the statistics stay in ``stats``, see write_totals)."""
         async with self.engine.begin() as conn:
             await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
             await self._write(conn, list(self.states))
-            rows = [
-                (*key, *(counters[name] for name in domain.STAT_COUNTERS))
-                for key, counters in sorted(self.stats.items())
-                if counters["received"]
-            ]
-            await self._copy(conn, case_stats_daily.name, STATS_COLUMNS, rows)
-            self.seen.clear()
-            for (topic, partition), offset in positions.items():
-                await conn.execute(
-                    insert(tracking)
-                    .values(consumer=self.consumer, topic=topic, partition=partition, offset=offset)
-                    .on_conflict_do_update(
-                        index_elements=["consumer", "topic", "partition"], set_={"offset": offset}
-                    )
-                )
-        self.stats.clear()
+        self.seen.clear()
 
     async def _read_back(self, conn: AsyncConnection, case_ids: list[str]) -> None:
         """Bring written summaries of cases met again back into memory, as the live path reads them."""
@@ -182,12 +163,46 @@ class BulkLoad:
         self.written.update(case_ids)
 
     async def _copy(self, conn: AsyncConnection, table: str, columns: Sequence[str], rows: list) -> None:
-        if not rows:
-            return
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table, records=rows, columns=list(columns), schema_name=self.schema
-        )
+        await copy_rows(conn, self.schema, table, columns, rows)
+
+
+async def copy_rows(
+    conn: AsyncConnection, schema: str, table: str, columns: Sequence[str], rows: list
+) -> None:
+    """COPY ``rows`` (tuples in ``columns`` order) into ``schema``.``table`` in ``conn``'s transaction."""
+    if not rows:
+        return
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table, records=rows, columns=list(columns), schema_name=schema
+    )
+
+
+async def write_totals(
+    engine: AsyncEngine,
+    schema: str,
+    consumer: str,
+    stats: dict[StatKey, dict[str, int]],
+    positions: dict[tuple[str, int], int],
+) -> None:
+    """Write the first pass's statistics (rows of no received case left out, as the live path deletes
+    them) and ``consumer``'s tracking rows (``positions``: the last offset applied per (topic, partition))."""
+    rows = [
+        (*key, *(counters[name] for name in domain.STAT_COUNTERS))
+        for key, counters in sorted(stats.items())
+        if counters["received"]
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
+        await copy_rows(conn, schema, case_stats_daily.name, STATS_COLUMNS, rows)
+        for (topic, partition), offset in positions.items():
+            await conn.execute(
+                insert(tracking)
+                .values(consumer=consumer, topic=topic, partition=partition, offset=offset)
+                .on_conflict_do_update(
+                    index_elements=["consumer", "topic", "partition"], set_={"offset": offset}
+                )
+            )
 
 
 def _timeline_record(delivery: Delivery) -> tuple:

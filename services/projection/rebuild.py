@@ -4,8 +4,10 @@
 2. Read the case event log from the beginning of every partition up to its end offsets, folding it
    into the clone with COPY (services/projection/bulk.py: the same fold, summaries kept in memory while
    their cases are recent), plus inbox and tracking rows for the live consumer's name (so after the swap
-   the live consumer recognises what the rebuild already applied).
-3. Add the secondary indexes, catch up to the new end offsets with the projector's own write path.
+   the live consumer recognises what the rebuild already applied). The partitions are shared out to
+   ``workers`` processes (services/projection/first_pass.py).
+3. Add the keys and secondary indexes, catch up to the new end offsets with the projector's own write
+   path.
 4. Lock the live tables against writes in the live consumer's order (it pauses between batches;
    readers go on), catch up to exactly the live consumer's tracked offsets, with ``verify`` compare
    checksums (the two schemas at once, on two connections), rename the schemas (atomic), commit.
@@ -17,23 +19,21 @@ the checksums too (22 s at 300,000 cases), so it is asked for (``--verify``), no
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tqdm import tqdm
 
-from contracts.envelope import ContractError, decode_message
-from runtime.consumer import Delivery
 from runtime.db import create_engine, inbox, tracking
 from services.projection import schema_ops
-from services.projection.bulk import APPEND_ONLY, INBOX_COLUMNS, BulkLoad, Decoded
+from services.projection.bulk import APPEND_ONLY, INBOX_COLUMNS
 from services.projection.config import ProjectionSettings
+from services.projection.first_pass import consumer_for, decode_records, first_pass, schema_engine
 from services.projection.projector import project_batch
 
 
@@ -46,6 +46,7 @@ class RebuildReport:
     events: int = 0
     dead_lettered: int = 0
     reloaded: int = 0  # summaries read back in the first pass (cases met again after leaving memory)
+    processes: int = 0  # worker processes of the first pass (0: it ran in this one)
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
     live_checksums: dict[str, str] = field(default_factory=dict)
@@ -75,25 +76,19 @@ class Rebuilder:
         *,
         batch_size: int = 5000,
         cached_cases: int = 100_000,
+        workers: int = 1,
         progress: bool = True,
     ) -> None:
         self.settings = settings
         self.batch_size = batch_size
         self.cached_cases = cached_cases
+        self.workers = workers
         self.progress = progress
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         self.report = RebuildReport(schema=f"projection_rebuild_{stamp}")
         self.live: AsyncEngine = create_engine(settings)
-        self.target: AsyncEngine = create_async_engine(
-            settings.database_url, connect_args={"server_settings": {"search_path": self.report.schema}}
-        )
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
+        self.target: AsyncEngine = schema_engine(settings, self.report.schema)
+        self.consumer = consumer_for(settings)
         self.positions: dict[TopicPartition, int] = {}
         self._lap_started = 0.0
 
@@ -109,17 +104,9 @@ class Rebuilder:
             async with self.live.begin() as conn:
                 await schema_ops.clone_schema(conn, self.report.schema, keys_later=APPEND_ONLY)
             partitions = await self._assign()
-            bulk = BulkLoad(
-                self.target, self.report.schema, self.settings.consumer_group, cached_cases=self.cached_cases
-            )
-            await self._copy_until(await self.consumer.end_offsets(partitions), "重建读模型", bulk)
+            await self._first_pass(await self.consumer.end_offsets(partitions))
             self._lap("load")
-            async with self.target.begin() as conn:
-                # Index builds sort in memory up to this much (the default 64 MB spills to disk early).
-                await conn.execute(sa.text(f"SET LOCAL maintenance_work_mem = '{INDEX_MEMORY}'"))
-                await schema_ops.add_keys(conn, self.report.schema, APPEND_ONLY)
-                await schema_ops.add_secondary_indexes(conn, self.report.schema)
-                await conn.execute(sa.text("ANALYZE"))
+            await self._index()
             self._lap("index")
             await self._copy_until(await self.consumer.end_offsets(partitions), "追赶新事件")
             self._lap("catch_up")
@@ -159,64 +146,70 @@ class Rebuilder:
         self.positions = dict(beginnings)
         return partitions
 
-    async def _copy_until(
-        self, targets: dict[TopicPartition, int], label: str, bulk: BulkLoad | None = None
-    ) -> None:
-        """Fold records until every partition's position reaches its target (exclusive) offset: with
-        ``bulk`` into the empty schema (then written out), else with the live write path."""
-        remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
-        loaded: dict[tuple[str, int], int] = {}
-        writing: asyncio.Task | None = None  # the previous bulk batch, written while this one decodes
-        try:
-            with tqdm(
-                total=remaining, desc=label, unit="事件", unit_scale=True, disable=not self.progress
-            ) as bar:
-                while any(self.positions[tp] < targets[tp] for tp in targets):
-                    batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-                    if bulk is not None and batches:
-                        records = [r for part in batches.values() for r in part]
-                        decoded = self._decode(records)
-                        if writing is not None:
-                            await writing
-                        writing = asyncio.create_task(bulk.add(decoded))
-                        # The summaries kept in memory are millions of objects without cycles: spare them
-                        # the cycle collector's repeated full passes (unfrozen when the pass ends).
-                        gc.freeze()
-                        self.report.events += len(records)
-                    for tp, part in batches.items():
-                        if bulk is None:
-                            await self._apply(tp, part)
-                        loaded[(tp.topic, tp.partition)] = part[-1].offset
-                        self.positions[tp] = part[-1].offset + 1
-                        bar.update(len(part))
-            if writing is not None:
-                await writing
-        finally:
-            if writing is not None and not writing.done():
-                writing.cancel()
-            if bulk is not None:
-                gc.unfreeze()
-        if bulk is not None:
-            await bulk.finish(loaded)
-            self.report.reloaded = bulk.reloaded
+    async def _index(self) -> None:
+        """Add the keys and secondary indexes, ``workers`` builds at a time, then ANALYZE the schema."""
+        async with self.target.connect() as conn:
+            statements = await schema_ops.index_statements(conn, self.report.schema, keys_of=APPEND_ONLY)
+            schema = schema_ops.quoted(self.report.schema)
+            analyses = [
+                f"ANALYZE {schema}.{schema_ops.quoted(t)}" for t in await schema_ops.live_tables(conn)
+            ]
 
-    def _decode(self, records: list) -> list[Decoded]:
-        """Each record's delivery (None if it is dead-lettered) and inbox row, in log order."""
-        decoded: list[Decoded] = []
-        for record in records:
-            try:
-                envelope = decode_message(record.key, record.headers, record.value)
-            except ContractError:
-                event_id = _ce_id(record) or f"{record.topic}:{record.partition}:{record.offset}"
-                decoded.append((None, self._inbox_row(event_id, record, "dead-lettered")))
-                self.report.dead_lettered += 1
-                continue
-            delivery = Delivery(envelope, record.topic, record.partition, record.offset)
-            decoded.append((delivery, self._inbox_row(envelope.id, record, "applied")))
-        return decoded
+        async def build() -> None:
+            async with self.target.connect() as conn:
+                # sorts in memory up to this much (the default 64 MB spills to disk early)
+                await conn.execute(sa.text(f"SET maintenance_work_mem = '{INDEX_MEMORY}'"))
+                await conn.commit()
+                while statements:
+                    await conn.execute(sa.text(statements.pop(0)))
+                    await conn.commit()
+                while analyses:
+                    await conn.execute(sa.text(analyses.pop(0)))
+                    await conn.commit()
+
+        await asyncio.gather(*(build() for _ in range(max(1, self.workers))))
+
+    async def _first_pass(self, targets: dict[TopicPartition, int]) -> None:
+        """Fold the log up to ``targets`` into the empty schema with COPY (first_pass.py)."""
+        remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
+        with self._bar(remaining, "重建读模型") as bar:
+            share = await first_pass(
+                self.settings,
+                self.report.schema,
+                {tp.partition: self.positions[tp] for tp in targets},
+                {tp.partition: offset for tp, offset in targets.items()},
+                workers=self.workers,
+                batch_size=self.batch_size,
+                cached_cases=self.cached_cases,
+                on_batch=bar.update,
+            )
+        self.report.events += share.events
+        self.report.dead_lettered += share.dead_lettered
+        self.report.reloaded = share.reloaded
+        self.report.processes = share.processes
+        for tp in targets:  # the catch-up goes on from where the first pass stopped
+            self.positions[tp] = share.positions[tp.partition]
+            self.consumer.seek(tp, self.positions[tp])
+
+    def _bar(self, total: int, label: str) -> tqdm:
+        """A progress bar of events with events/s and ETA (none when progress is off)."""
+        return tqdm(total=total, desc=label, unit="事件", unit_scale=True, disable=not self.progress)
+
+    async def _copy_until(self, targets: dict[TopicPartition, int], label: str) -> None:
+        """Apply records with the live write path until every partition's position reaches its target
+        (exclusive) offset."""
+        remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
+        with self._bar(remaining, label) as bar:
+            while any(self.positions[tp] < targets[tp] for tp in targets):
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                for tp, part in batches.items():
+                    await self._apply(tp, part)
+                    self.positions[tp] = part[-1].offset + 1
+                    bar.update(len(part))
 
     async def _apply(self, tp: TopicPartition, records: list) -> None:
-        decoded = self._decode(records)
+        decoded, dead = decode_records(records, self.settings.consumer_group)
+        self.report.dead_lettered += dead
         async with self.target.begin() as conn:
             await project_batch(conn, [d for d, _ in decoded if d is not None])
             await conn.execute(
@@ -236,17 +229,6 @@ class Rebuilder:
                 )
             )
         self.report.events += len(records)
-
-    def _inbox_row(self, event_id: str, record, outcome: str) -> tuple:
-        """An inbox row, in INBOX_COLUMNS order."""
-        return (
-            self.settings.consumer_group,
-            event_id,
-            record.topic,
-            record.partition,
-            record.offset,
-            outcome,
-        )
 
     async def _switch(self, keep_retired: bool, verify: bool) -> None:
         retired = self.report.schema.replace("projection_rebuild_", "projection_retired_")
@@ -272,13 +254,6 @@ class Rebuilder:
             async with self.live.begin() as conn:
                 await conn.execute(sa.text(f"DROP SCHEMA {schema_ops.quoted(retired)} CASCADE"))
                 self.report.retired = None
-
-
-def _ce_id(record) -> str | None:
-    for key, value in record.headers or ():
-        if key == "ce_id" and value is not None:
-            return value.decode(errors="replace")
-    return None
 
 
 async def rebuild(settings: ProjectionSettings, **options) -> RebuildReport:

@@ -3,7 +3,8 @@
 Tables are cloned from the live ``public`` schema (``LIKE ... INCLUDING ALL`` minus indexes), so the clone
 always matches the migrated shape without a second copy of the DDL. Secondary indexes, and the keys of the
 tables the bulk load only appends to, are added after it: building an index from a sort is much faster
-than maintaining it row by row (a random event id per timeline and inbox row).
+than maintaining it row by row (a random event id per timeline and inbox row), and independent builds run
+side by side on several connections.
 """
 
 from __future__ import annotations
@@ -48,24 +49,55 @@ async def live_tables(conn: AsyncConnection) -> list[str]:
 
 async def clone_schema(conn: AsyncConnection, schema: str, *, keys_later: Collection[str] = ()) -> None:
     """Create ``schema`` with every live table, empty, without secondary indexes, and with the primary
-    and unique keys except those of the tables in ``keys_later`` (``add_keys`` adds them)."""
+    and unique keys except those of the tables in ``keys_later`` (``index_statements`` adds them)."""
     await conn.execute(sa.text(f"CREATE SCHEMA {quoted(schema)}"))
-    for table in await live_tables(conn):
+    tables = await live_tables(conn)
+    for table in tables:
         await conn.execute(
             sa.text(
                 f"CREATE TABLE {quoted(schema)}.{quoted(table)} (LIKE {LIVE}.{quoted(table)} "
                 "INCLUDING ALL EXCLUDING INDEXES)"
             )
         )
-        if table not in keys_later:
-            await add_keys(conn, schema, [table])
+    for statement in await _key_statements(conn, schema, [t for t in tables if t not in keys_later]):
+        await conn.execute(sa.text(statement))
     await conn.execute(
         sa.text(f"INSERT INTO {quoted(schema)}.alembic_version SELECT * FROM {LIVE}.alembic_version")
     )
 
 
-async def add_keys(conn: AsyncConnection, schema: str, tables: Collection[str]) -> None:
-    """Give the tables in ``schema`` the primary and unique keys their live namesakes have."""
+async def index_statements(conn: AsyncConnection, schema: str, *, keys_of: Collection[str]) -> list[str]:
+    """The statements that give ``schema`` the live schema's secondary indexes and the keys of the
+    tables ``keys_of``: independent of each other, the largest tables' first."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT i.tablename, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND NOT EXISTS ("
+            " SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
+            " WHERE n.nspname = :s AND c.conname = i.indexname) ORDER BY i.indexname"
+        ),
+        {"s": LIVE},
+    )
+    found = [
+        (table, definition.replace(f" ON {LIVE}.", f" ON {quoted(schema)}.", 1))
+        for table, definition in rows.all()
+    ]
+    for table in keys_of:
+        found += [(table, statement) for statement in await _key_statements(conn, schema, [table])]
+    sizes = await conn.execute(
+        sa.text(
+            "SELECT tablename, pg_relation_size(format('%I.%I', schemaname, tablename)) FROM pg_tables "
+            "WHERE schemaname = :s"
+        ),
+        {"s": schema},
+    )
+    size = dict(sizes.all())
+    return [statement for _, statement in sorted(found, key=lambda f: -size.get(f[0], 0))]
+
+
+async def _key_statements(conn: AsyncConnection, schema: str, tables: Collection[str]) -> list[str]:
+    """The statements that give the tables in ``schema`` the primary and unique keys of their live
+    namesakes."""
+    statements = []
     for table in tables:
         constraints = await conn.execute(
             sa.text(
@@ -74,29 +106,11 @@ async def add_keys(conn: AsyncConnection, schema: str, tables: Collection[str]) 
             ),
             {"t": f"{LIVE}.{quoted(table)}"},
         )
-        for name, definition in constraints.all():
-            await conn.execute(
-                sa.text(
-                    f"ALTER TABLE {quoted(schema)}.{quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
-                )
-            )
-
-
-async def add_secondary_indexes(conn: AsyncConnection, schema: str) -> int:
-    """Create in ``schema`` every live index that no key constraint owns; return how many."""
-    rows = await conn.execute(
-        sa.text(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND NOT EXISTS ("
-            " SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
-            " WHERE n.nspname = :s AND c.conname = i.indexname) ORDER BY i.indexname"
-        ),
-        {"s": LIVE},
-    )
-    count = 0
-    for _name, definition in rows.all():
-        await conn.execute(sa.text(definition.replace(f" ON {LIVE}.", f" ON {quoted(schema)}.", 1)))
-        count += 1
-    return count
+        statements += [
+            f"ALTER TABLE {quoted(schema)}.{quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
+            for name, definition in constraints.all()
+        ]
+    return statements
 
 
 async def checksums(conn: AsyncConnection, schema: str) -> dict[str, str]:

@@ -1,0 +1,283 @@
+"""The rebuild's first pass, spread over processes: each folds its share of the log's partitions.
+
+A case's events share its Kafka key and so one partition; the partitions are dealt out to ``workers``
+processes, and each reads its own from their beginnings to the end offsets taken at the start, decodes,
+folds and COPYs them into the new schema (``BulkLoad``) on its own connection. The parent adds up what they
+report (events, dead letters, statistics, the offsets reached) and writes the statistics and tracking rows.
+Python's decoding and folding is most of a rebuild's work, and one process uses one core.
+
+A log whose topic gained partitions after it was written may hold one case (or one event published twice)
+in two partitions: with more than one worker such a rebuild stops at a duplicate key instead of folding
+the case twice; ``workers=1`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contracts.envelope import ContractError, decode_message
+from runtime.consumer import Delivery
+from services.projection import domain
+from services.projection.bulk import BulkLoad, Decoded, write_totals
+from services.projection.config import ProjectionSettings
+from services.projection.domain.derive import StatKey
+
+
+@dataclass
+class Share:
+    """What one worker of the first pass did."""
+
+    events: int = 0
+    dead_lettered: int = 0
+    reloaded: int = 0
+    positions: dict[int, int] = field(default_factory=dict)  # next offset to read, per partition
+    loaded: dict[int, int] = field(default_factory=dict)  # last offset applied, per partition
+    stats: dict[StatKey, dict[str, int]] = field(default_factory=dict)
+    processes: int = 0  # the worker processes this share's figures come from (0: this one)
+
+
+def consumer_for(settings: ProjectionSettings) -> AIOKafkaConsumer:
+    """A group-less consumer reading from where it is told (large fetches: it reads the whole log)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+
+
+def schema_engine(settings: ProjectionSettings, schema: str) -> AsyncEngine:
+    """An engine whose connections see ``schema`` first."""
+    return create_async_engine(
+        settings.database_url, connect_args={"server_settings": {"search_path": schema}}
+    )
+
+
+def decode_records(records: Sequence, consumer: str) -> tuple[list[Decoded], int]:
+    """Each record's delivery (None if it is dead-lettered) and inbox row under ``consumer``'s name, in
+    log order; and how many were dead-lettered."""
+    decoded: list[Decoded] = []
+    dead = 0
+    for record in records:
+        try:
+            envelope = decode_message(record.key, record.headers, record.value)
+        except ContractError:
+            event_id = ce_id(record) or f"{record.topic}:{record.partition}:{record.offset}"
+            decoded.append((None, inbox_row(consumer, event_id, record, "dead-lettered")))
+            dead += 1
+            continue
+        delivery = Delivery(envelope, record.topic, record.partition, record.offset)
+        decoded.append((delivery, inbox_row(consumer, envelope.id, record, "applied")))
+    return decoded, dead
+
+
+def inbox_row(consumer: str, event_id: str, record, outcome: str) -> tuple:
+    """An inbox row, in bulk.INBOX_COLUMNS order."""
+    return (consumer, event_id, record.topic, record.partition, record.offset, outcome)
+
+
+def ce_id(record) -> str | None:
+    for key, value in record.headers or ():
+        if key == "ce_id" and value is not None:
+            return value.decode(errors="replace")
+    return None
+
+
+async def load_partitions(
+    settings: ProjectionSettings,
+    schema: str,
+    starts: dict[int, int],
+    targets: dict[int, int],
+    *,
+    batch_size: int,
+    cached_cases: int,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> Share:
+    """Fold partitions ``starts``'s keys, from those offsets until each reaches its target (exclusive),
+    into ``schema``; write their summaries, not the statistics (returned) nor tracking rows."""
+    share = Share(positions=dict(starts))
+    topic = settings.case_events_topic
+    consumer = consumer_for(settings)
+    engine = schema_engine(settings, schema)
+    bulk = BulkLoad(engine, schema, cached_cases=cached_cases)
+    writing: asyncio.Task | None = None  # the previous batch, written while this one decodes
+    # The summaries kept in memory are millions of objects without cycles: spare them the cycle
+    # collector's passes (each batch's own garbage is freed by reference counting).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(starts)]
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp.partition])
+        while any(share.positions[p] < targets.get(p, 0) for p in starts):
+            batches = await consumer.getmany(timeout_ms=500, max_records=batch_size)
+            if not batches:
+                continue
+            records = [r for part in batches.values() for r in part]
+            decoded, dead = decode_records(records, settings.consumer_group)
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(bulk.add(decoded))
+            share.events += len(records)
+            share.dead_lettered += dead
+            for tp, part in batches.items():
+                share.loaded[tp.partition] = part[-1].offset
+                share.positions[tp.partition] = part[-1].offset + 1
+            on_batch(len(records))
+        if writing is not None:
+            await writing
+        await bulk.finish()
+        share.reloaded, share.stats = bulk.reloaded, bulk.stats
+        return share
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+        if gc_was_enabled:
+            gc.enable()
+        await consumer.stop()
+        await engine.dispose()
+
+
+async def first_pass(
+    settings: ProjectionSettings,
+    schema: str,
+    starts: dict[int, int],
+    targets: dict[int, int],
+    *,
+    workers: int,
+    batch_size: int,
+    cached_cases: int,
+    on_batch: Callable[[int], None],
+) -> Share:
+    """Fold the log into ``schema`` with up to ``workers`` processes (one: in this one), then write the
+    statistics and tracking rows; the combined share. ``cached_cases`` is split between the workers."""
+    shares = _deal(sorted(starts), workers)
+    if len(shares) <= 1:
+        share = await load_partitions(
+            settings, schema, starts, targets,
+            batch_size=batch_size, cached_cases=cached_cases, on_batch=on_batch,
+        )  # fmt: skip
+        results = [share]
+    else:
+        results = await _in_processes(
+            settings, schema, starts, targets, shares,
+            batch_size=batch_size, cached_cases=max(1, cached_cases // len(shares)), on_batch=on_batch,
+        )  # fmt: skip
+    total = Share(processes=len(results) if len(results) > 1 else 0)
+    for share in results:
+        total.events += share.events
+        total.dead_lettered += share.dead_lettered
+        total.reloaded += share.reloaded
+        total.positions |= share.positions
+        total.loaded |= share.loaded
+        for key, counters in share.stats.items():
+            bucket = total.stats.setdefault(key, dict.fromkeys(domain.STAT_COUNTERS, 0))
+            for name, value in counters.items():
+                bucket[name] += value
+    engine = schema_engine(settings, schema)
+    try:
+        await write_totals(
+            engine, schema, settings.consumer_group, total.stats,
+            {(settings.case_events_topic, p): o for p, o in total.loaded.items()},
+        )  # fmt: skip
+    finally:
+        await engine.dispose()
+    return total
+
+
+def _deal(partitions: list[int], workers: int) -> list[list[int]]:
+    """Partitions dealt round-robin to at most ``workers`` non-empty shares."""
+    count = max(1, min(workers, len(partitions)))
+    return [partitions[k::count] for k in range(count)]
+
+
+async def _in_processes(
+    settings: ProjectionSettings,
+    schema: str,
+    starts: dict[int, int],
+    targets: dict[int, int],
+    shares: list[list[int]],
+    *,
+    batch_size: int,
+    cached_cases: int,
+    on_batch: Callable[[int], None],
+) -> list[Share]:
+    # spawned, not forked: this process runs an event loop and client threads a fork would copy half-done
+    context = multiprocessing.get_context("spawn")
+    progress = context.Value("q", 0)
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(
+        len(shares), mp_context=context, initializer=_share_progress, initargs=(progress,)
+    ) as pool:
+        futures = [
+            loop.run_in_executor(
+                pool,
+                _load_in_process,
+                settings,
+                schema,
+                {p: starts[p] for p in share},
+                {p: targets.get(p, 0) for p in share},
+                batch_size,
+                cached_cases,
+            )  # fmt: skip
+            for share in shares
+        ]
+        shown = 0
+        try:
+            while not all(f.done() for f in futures):
+                await asyncio.wait(futures, timeout=0.5, return_when=asyncio.FIRST_EXCEPTION)
+                if any(f.done() and f.exception() for f in futures):
+                    break
+                now = progress.value
+                on_batch(now - shown)
+                shown = now
+            return list(await asyncio.gather(*futures))
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+_progress = None  # the worker process's shared event counter (set by the pool's initializer)
+
+
+def _share_progress(counter) -> None:
+    global _progress
+    _progress = counter
+
+
+def _count(n: int) -> None:
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += n
+
+
+def _load_in_process(
+    settings: ProjectionSettings,
+    schema: str,
+    starts: dict[int, int],
+    targets: dict[int, int],
+    batch_size: int,
+    cached_cases: int,
+) -> Share:
+    return asyncio.run(
+        load_partitions(
+            settings,
+            schema,
+            starts,
+            targets,
+            batch_size=batch_size,
+            cached_cases=cached_cases,
+            on_batch=_count,
+        )  # fmt: skip
+    )
