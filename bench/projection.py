@@ -253,6 +253,8 @@ async def run(args: argparse.Namespace, bootstrap: str, postgres_url: str, meter
         if report.phases.get("load")
         else None,
         "cpu_s_per_1000_events": per_thousand(results["rebuild"], report.events),
+        "first_pass_processes": report.processes,
+        "first_pass_peak_rss_mb": report.peak_rss_mb,
         "bench_peak_rss_mb_before": round(rss_before / 1024),
         "bench_peak_rss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }

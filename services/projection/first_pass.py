@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import resource
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Share:
     loaded: dict[int, int] = field(default_factory=dict)  # last offset applied, per partition
     stats: dict[StatKey, dict[str, int]] = field(default_factory=dict)
     processes: int = 0  # the worker processes this share's figures come from (0: this one)
+    peak_rss_mb: int = 0  # the largest peak resident memory of a process that folded (MB)
 
 
 def consumer_for(settings: ProjectionSettings) -> AIOKafkaConsumer:
@@ -139,6 +141,7 @@ async def load_partitions(
             await writing
         await bulk.finish()
         share.reloaded, share.stats = bulk.reloaded, bulk.stats
+        share.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         return share
     finally:
         if writing is not None and not writing.done():
@@ -179,6 +182,7 @@ async def first_pass(
         total.events += share.events
         total.dead_lettered += share.dead_lettered
         total.reloaded += share.reloaded
+        total.peak_rss_mb = max(total.peak_rss_mb, share.peak_rss_mb)
         total.positions |= share.positions
         total.loaded |= share.loaded
         for key, counters in share.stats.items():

@@ -47,6 +47,7 @@ class RebuildReport:
     dead_lettered: int = 0
     reloaded: int = 0  # summaries read back in the first pass (cases met again after leaving memory)
     processes: int = 0  # worker processes of the first pass (0: it ran in this one)
+    peak_rss_mb: int = 0  # the largest peak resident memory of a process of the first pass
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
     live_checksums: dict[str, str] = field(default_factory=dict)
@@ -187,6 +188,7 @@ class Rebuilder:
         self.report.dead_lettered += share.dead_lettered
         self.report.reloaded = share.reloaded
         self.report.processes = share.processes
+        self.report.peak_rss_mb = share.peak_rss_mb
         for tp in targets:  # the catch-up goes on from where the first pass stopped
             self.positions[tp] = share.positions[tp.partition]
             self.consumer.seek(tp, self.positions[tp])
