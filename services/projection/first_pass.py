@@ -18,7 +18,6 @@ import gc
 import multiprocessing
 import resource
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,6 +29,10 @@ from services.projection import domain
 from services.projection.bulk import BulkLoad, Decoded, write_totals
 from services.projection.config import ProjectionSettings
 from services.projection.domain.derive import StatKey
+
+
+class FirstPassFailed(RuntimeError):
+    """A worker of the first pass failed (its error as text: it crosses the process boundary)."""
 
 
 @dataclass
@@ -220,36 +223,33 @@ async def _in_processes(
     # spawned, not forked: this process runs an event loop and client threads a fork would copy half-done
     context = multiprocessing.get_context("spawn")
     progress = context.Value("q", 0)
-    loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(
-        len(shares), mp_context=context, initializer=_share_progress, initargs=(progress,)
-    ) as pool:
-        futures = [
-            loop.run_in_executor(
-                pool,
+    shown = 0
+    # Leaving the pool's block terminates its processes: when one worker fails, the rest stop at once.
+    with context.Pool(len(shares), initializer=_share_progress, initargs=(progress,)) as pool:
+        pending = [
+            pool.apply_async(
                 _load_in_process,
-                settings,
-                schema,
-                {p: starts[p] for p in share},
-                {p: targets.get(p, 0) for p in share},
-                batch_size,
-                cached_cases,
+                (
+                    settings,
+                    schema,
+                    {p: starts[p] for p in share},
+                    {p: targets.get(p, 0) for p in share},
+                    batch_size,
+                    cached_cases,
+                ),
             )  # fmt: skip
             for share in shares
         ]
-        shown = 0
-        try:
-            while not all(f.done() for f in futures):
-                await asyncio.wait(futures, timeout=0.5, return_when=asyncio.FIRST_EXCEPTION)
-                if any(f.done() and f.exception() for f in futures):
-                    break
-                now = progress.value
-                on_batch(now - shown)
-                shown = now
-            return list(await asyncio.gather(*futures))
-        finally:
-            for future in futures:
-                future.cancel()
+        while True:
+            await asyncio.sleep(0.2)
+            now = progress.value
+            on_batch(now - shown)
+            shown = now
+            for result in pending:
+                if result.ready() and not result.successful():
+                    result.get()  # raises the worker's exception
+            if all(result.ready() for result in pending):
+                return [result.get() for result in pending]
 
 
 _progress = None  # the worker process's shared event counter (set by the pool's initializer)
@@ -274,14 +274,10 @@ def _load_in_process(
     batch_size: int,
     cached_cases: int,
 ) -> Share:
-    return asyncio.run(
-        load_partitions(
-            settings,
-            schema,
-            starts,
-            targets,
-            batch_size=batch_size,
-            cached_cases=cached_cases,
-            on_batch=_count,
-        )  # fmt: skip
+    loading = load_partitions(
+        settings, schema, starts, targets, batch_size=batch_size, cached_cases=cached_cases, on_batch=_count
     )
+    try:
+        return asyncio.run(loading)
+    except Exception as exc:  # not every driver error pickles; its text does
+        raise FirstPassFailed(f"partitions {sorted(starts)}: {type(exc).__name__}: {exc}") from None

@@ -19,6 +19,7 @@ the checksums too (22 s at 300,000 cases), so it is asked for (``--verify``), no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,12 +118,25 @@ class Rebuilder:
                 async with self.live.connect() as conn:
                     self.report.rebuilt_checksums = await schema_ops.checksums(conn, self.report.schema)
             self._lap("switch" if switch else "checksums")
+        except BaseException:
+            await self.target.dispose()
+            with contextlib.suppress(Exception):  # the original error is the one to tell
+                await self._drop_unfinished()
+            raise
         finally:
             self.report.seconds = time.monotonic() - started
             await self.consumer.stop()
             await self.target.dispose()
             await self.live.dispose()
         return self.report
+
+    async def _drop_unfinished(self) -> None:
+        """Drop the schema of a rebuild that failed (gone already if the swap had renamed it)."""
+        async with self.live.begin() as conn:
+            await conn.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
+            await conn.execute(
+                sa.text(f"DROP SCHEMA IF EXISTS {schema_ops.quoted(self.report.schema)} CASCADE")
+            )
 
     def _lap(self, phase: str) -> None:
         now = time.monotonic()

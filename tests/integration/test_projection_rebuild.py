@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.projection import schema_ops
 from services.projection.config import ProjectionSettings
+from services.projection.first_pass import FirstPassFailed
 from services.projection.rebuild import rebuild
 from services.projection.tables import case_search, case_summary
 from tests import factories as f
@@ -116,6 +117,39 @@ async def test_a_rebuild_without_switch_leaves_the_live_schema_serving(
             sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": report.schema}
         )
     assert found == 1
+
+
+async def test_a_case_split_over_partitions_stops_a_rebuild_in_two_processes_and_one_rebuilds_it(
+    infrastructure, projection_engine, producer, topic
+):
+    """Only a topic that gained partitions after its events were written splits a case; two workers must
+    not each fold half of it."""
+    case = f.case_id()
+    first, *rest = lifecycle(case)[:4]
+    sent = [(f.message(first, topic), 0), *((f.message(e, topic), 1) for e in rest)]
+    for message, partition in sent:
+        await producer.send_and_wait(
+            message.topic,
+            message.value,
+            key=message.key.encode(),
+            headers=message.headers,
+            partition=partition,
+        )
+    settings = rebuild_settings(infrastructure, projection_engine, topic)
+
+    with pytest.raises(FirstPassFailed, match="UniqueViolation|duplicate key"):
+        await rebuild(settings, workers=2, progress=False)
+    async with projection_engine.connect() as conn:
+        left = await conn.scalar(
+            sa.text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'projection_%'")
+        )
+    assert left == 0  # the failed rebuild's schema is dropped
+
+    report = await rebuild(settings, workers=1, progress=False)
+    assert report.events == 4 and report.processes == 0
+    async with projection_engine.connect() as conn:
+        row = (await conn.execute(sa.select(case_summary).where(case_summary.c.case_id == case))).one()
+    assert row.events_applied == 4
 
 
 async def test_checksums_tell_a_changed_missing_or_extra_row_but_not_the_rows_order(projection_engine):
