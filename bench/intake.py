@@ -2,18 +2,22 @@
 
 Without ``--url`` (``make bench``, ``python -m bench intake``) it starts its own Kafka, PostgreSQL and one
 intake process (the other services are not running, so intake has the machine to itself) and writes
-bench/results/intake.json; with ``--url http://127.0.0.1:8001`` it measures a running intake (``make run``)
-instead. Phase 1 sends as fast as ``--concurrency`` httpx clients allow; phase 2 saturates with wrk (an
-httpx client in one Python process is itself the bottleneck); phase 3 offers ``--rate`` requests/s open
-loop (a slow server does not slow the offered load) and reports p50/p99 — the client shares the cores,
-so at high rates its own latency is in the figure. Every request is a new, realistic 12345 work order
-with its own caller. Prints the machine's core count, because numbers mean nothing without it.
+bench/results/intake.json (``--output``); ``--replicas N`` starts N intake processes behind the nginx
+gateway (its real config, devtools/gateway.py) and measures through the gateway. With ``--url
+http://127.0.0.1:8001`` it measures a running intake (``make run``) instead.
+
+Phase 1 sends as fast as ``--concurrency`` httpx clients allow; phase 2 saturates with wrk (an httpx
+client in one Python process is itself the bottleneck); phase 3 offers ``--rate`` requests/s open loop (a
+slow server does not slow the offered load) and reports p50/p99 — the client shares the cores, so at high
+rates its own latency is in the figure. Every request is a new, realistic 12345 work order with its own
+caller. Prints the machine's core count, because numbers mean nothing without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -22,14 +26,17 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from bench._stack import Ports, local_stack
 from bench._watch import ProcessSampler, cpu_per
-from devtools import infra
+from devtools import gateway, infra
+from devtools.run import GATEWAY_PORT
 from devtools.sample import hotline_order
+from devtools.system import SERVICES, replica_key
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-intake"
@@ -98,6 +105,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=200, help="offered requests/s in the latency phase")
     parser.add_argument("--wrk-connections", type=int, default=32, help="connections of the wrk phase")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="intake processes, behind the gateway when more than one"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "intake.json", help="results JSON")
     return parser.parse_args(argv)
 
 
@@ -150,19 +161,57 @@ async def run_bench(args: argparse.Namespace, url: str, sampler: ProcessSampler 
 
 
 def run_standalone(args: argparse.Namespace) -> dict:
-    """Kafka, PostgreSQL and one intake process of our own; the benchmark; everything stopped again."""
+    """Kafka, PostgreSQL and ``--replicas`` intake processes of our own (behind the gateway when more
+    than one); the benchmark; everything stopped again."""
     shutil.rmtree(WORK, ignore_errors=True)
-    with local_stack(WORK, PORTS, ["intake"]) as stack:
+    with local_stack(WORK, PORTS, ["intake"]) as stack, contextlib.ExitStack() as running:
         stack.system.start(["intake"], timeout=240)
-        sampler = ProcessSampler(
-            {
-                "intake": stack.system.services["intake"].process.pid,
-                "kafka": stack.broker.process.pid,
-                "postgres": stack.postgres.process.pid,
-            }
-        )
-        results = asyncio.run(run_bench(args, stack.system.url("intake"), sampler))
-    return results | {"versions": {"kafka": stack.broker.version, "postgresql": stack.postgres.version}}
+        replicas = [stack.system.services["intake"]]
+        replicas += [stack.system.process("intake", n) for n in range(2, args.replicas + 1)]
+        for replica in replicas[1:]:
+            replica.start()
+        for replica in replicas[1:]:
+            replica.wait_ready(240)
+        pids = {replica_key("intake", r.replica): r.process.pid for r in replicas if r.process}
+        pids |= {"kafka": stack.broker.process.pid, "postgres": stack.postgres.process.pid}
+        url = stack.system.url("intake")
+        if len(replicas) > 1:
+            gateway_process, url = running.enter_context(_gateway([r.url for r in replicas]))
+            pids["gateway"] = gateway_process.pid
+        results = asyncio.run(run_bench(args, url, ProcessSampler(pids)))
+    return results | {
+        "intake_processes": len(replicas),
+        "versions": {"kafka": stack.broker.version, "postgresql": stack.postgres.version},
+    }
+
+
+@contextlib.contextmanager
+def _gateway(intake_urls: list[str]) -> Iterator[tuple[subprocess.Popen, str]]:
+    """The nginx gateway (its real config) balancing between ``intake_urls``; its process and URL."""
+    run_dir = WORK / "gateway"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    addresses: dict[str, str | list[str]] = {
+        name: f"127.0.0.1:{port + PORTS.service_offset}" for name, port in SERVICES.items()
+    }
+    addresses["intake"] = [u.removeprefix("http://") for u in intake_urls]
+    listen = f"127.0.0.1:{PORTS.service_offset + GATEWAY_PORT}"
+    conf = run_dir / "nginx.conf"
+    conf.write_text(gateway.render(addresses, listen, str(run_dir)))
+    nginx = subprocess.Popen(
+        [infra.ensure_nginx(), "-p", str(run_dir), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not infra.port_in_use(PORTS.service_offset + GATEWAY_PORT):
+            if nginx.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not start; see {run_dir / 'nginx-error.log'}")
+            time.sleep(0.1)
+        yield nginx, f"http://{listen}"
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
 
 
 WRK_SCRIPT = """
@@ -224,9 +273,9 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run_bench(args, args.url))
         return
     results = {"loadavg_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()]} | run_standalone(args)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "intake.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"written: {RESULTS / 'intake.json'}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(f"written: {args.output}")
 
 
 if __name__ == "__main__":

@@ -56,3 +56,11 @@ def test_the_kubernetes_manifests_are_current_and_probe_health_and_readiness():
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
         assert service["spec"]["ports"][0]["port"] == port
+
+
+def test_the_gateway_balances_between_the_replicas_it_is_given():
+    addresses: dict = {name: f"127.0.0.1:{port}" for name, port in SERVICES.items()}
+    addresses["intake"] = ["127.0.0.1:8001", "127.0.0.1:8011"]
+    conf = gateway.render(addresses, "127.0.0.1:8080", "/tmp/run")
+    assert "upstream intake { server 127.0.0.1:8001; server 127.0.0.1:8011; keepalive 16; }" in conf
+    assert "upstream routing { server 127.0.0.1:8002; keepalive 16; }" in conf
