@@ -62,7 +62,8 @@ def main(argv: list[str]) -> int:
         print(
             f"rebuilt {report.events} events in {report.seconds:.1f}s "
             f"({report.events_per_second:,.0f} events/s) into {report.schema}; "
-            f"dead-lettered {report.dead_lettered}; steps {report.phases}"
+            f"dead-lettered {report.dead_lettered}; steps {report.phases}; first pass in "
+            f"{report.processes or 1} process(es), peak {report.peak_rss_mb} MB each"
         )
         if report.identical is None and not args.no_switch:
             print("  checksums not compared (--verify compares them before the switch)")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -150,6 +155,33 @@ async def test_a_case_split_over_partitions_stops_a_rebuild_in_two_processes_and
     async with projection_engine.connect() as conn:
         row = (await conn.execute(sa.select(case_summary).where(case_summary.c.case_id == case))).one()
     assert row.events_applied == 4
+
+
+async def test_the_rebuild_command_folds_in_worker_processes_verifies_and_swaps_in(
+    infrastructure, projection_engine, producer, topic
+):
+    """``python -m services.projection rebuild`` as an operator runs it, configured by the environment."""
+    cases = [f.case_id() for _ in range(6)]
+    events = [e for c in cases for e in lifecycle(c)[:5]]
+    await publish(producer, [f.message(e, topic) for e in events])
+    async with running_consumer(infrastructure, projection_engine, producer, topic, name=LIVE_CONSUMER):
+        await eventually(lambda: _at_least(projection_engine, len(events)))
+        env = os.environ | {
+            "GRIDLINE_KAFKA_BOOTSTRAP_SERVERS": infrastructure.kafka_bootstrap,
+            "GRIDLINE_POSTGRES_URL": infrastructure.postgres_url,
+            "GRIDLINE_DATABASE_NAME": projection_engine.url.database,
+            "GRIDLINE_CASE_EVENTS_TOPIC": topic,
+            "GRIDLINE_CONSUMER_GROUP": LIVE_CONSUMER,
+        }
+        command = [sys.executable, "-m", "services.projection", "rebuild", "--workers", "2", "--verify"]
+        done = await asyncio.to_thread(
+            subprocess.run, command, env=env, capture_output=True, text=True, timeout=180
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"rebuilt {len(events)} events" in done.stdout
+    tables = [line for line in done.stdout.splitlines() if line.startswith("  case_")]
+    assert len(tables) == 4 and all(line.endswith("same") for line in tables), done.stdout
+    assert await processed(projection_engine) == len(events)
 
 
 async def test_checksums_tell_a_changed_missing_or_extra_row_but_not_the_rows_order(projection_engine):
