@@ -83,7 +83,12 @@ from devtools.system import SERVICES, LocalSystem
 from devtools.workload import CST, Workload
 from devtools.workload.followups import DispatchFeed, FollowUpDriver
 from runtime.kafka import dispatch_topic
+from services.intake.config import IntakeSettings
+from services.notify.config import NotifySettings
+from services.projection.config import ProjectionSettings
+from services.routing.config import RoutingSettings
 from services.routing.refdata_files import department_codes
+from services.sla.config import SlaSettings
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-e2e"
@@ -92,8 +97,12 @@ KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT, RAW_HTTP_PORT = 35092, 35093, 35432,
 SINK_SMTP_PORT = 2525  # devtools.sinks' webhook (9310) and SMS gateway (9320) ports are notify's defaults
 SERVICE_PORT_OFFSET = 35101 - SERVICES["intake"]
 OPERATOR_KEY = "dev-operator-key"
-PROJECTION_GROUP = "gridline-projection"
-CONSUMER_GROUPS = tuple(f"gridline-{name}" for name in ("intake", "routing", "sla", "notify", "projection"))
+# The services' consumer groups as deployed (their settings' defaults; the bench does not override them).
+PROJECTION_GROUP = ProjectionSettings.model_fields["consumer_group"].default
+CONSUMER_GROUPS = tuple(
+    settings.model_fields["consumer_group"].default
+    for settings in (IntakeSettings, RoutingSettings, SlaSettings, NotifySettings, ProjectionSettings)
+)
 SETTLE_TIMEOUT_S = 180.0
 
 
