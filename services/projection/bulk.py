@@ -34,7 +34,6 @@ from services.projection.projector import (
     UPSERT_SUMMARY,
     search_changed,
     summary_row,
-    timeline_row,
     write_search,
 )
 from services.projection.tables import (
@@ -87,7 +86,7 @@ class BulkLoad:
             # Private until the swap, so no need to wait for the WAL flush; being the first statement, it
             # also opens the transaction the raw connection's COPYs then run in.
             await conn.execute(sa.text("SET LOCAL synchronous_commit TO off"))
-            await self._copy(conn, case_timeline.name, TIMELINE_COLUMNS, [_timeline_record(d) for d in fresh])
+            await self._copy(conn, case_timeline.name, TIMELINE_COLUMNS, [timeline_record(d) for d in fresh])
             await self._copy(conn, inbox.name, INBOX_COLUMNS, inbox_rows)
             runs: dict[str, list[tuple[Any, Any]]] = {}
             for delivery in fresh:
@@ -205,10 +204,22 @@ async def write_totals(
             )
 
 
-def _timeline_record(delivery: Delivery) -> tuple:
-    row = timeline_row(delivery)
-    row["data"] = orjson.dumps(row["data"]).decode()
-    return tuple(row[name] for name in TIMELINE_COLUMNS)
+def timeline_record(delivery: Delivery) -> tuple:
+    """``projector.timeline_row`` as a COPY record (TIMELINE_COLUMNS order), its data as JSON text
+    serialised by pydantic in one step (the same JSON: a unit test compares the two)."""
+    envelope = delivery.envelope
+    event = envelope.event
+    return (
+        envelope.id,
+        event.case_id,
+        envelope.type,
+        event.occurred_at,
+        event.actor,
+        envelope.source,
+        event.model_dump_json(),
+        delivery.partition,
+        delivery.offset,
+    )
 
 
 def event_key(event_id: str) -> int | str:

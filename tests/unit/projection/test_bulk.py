@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,3 +28,38 @@ def test_a_canonical_uuid_is_held_as_its_number_and_anything_else_as_itself():
 def test_two_different_ids_never_share_a_key(uuids, texts):
     ids = {*texts, *(str(u) for u in uuids), *(str(u).upper() for u in uuids)}
     assert len({event_key(i) for i in ids}) == len(ids)
+
+
+@given(
+    lat=st.floats(min_value=36.43, max_value=37.07),
+    lon=st.floats(min_value=117.17, max_value=117.74),
+    text=st.text(max_size=40),
+)
+def test_a_copy_record_of_the_timeline_is_the_live_paths_row(lat, lon, text):
+    """The rebuild COPYs what the live path inserts: same columns in order, the same JSON data."""
+    from contracts.events import Location
+    from runtime.consumer import Delivery
+    from services.projection.bulk import TIMELINE_COLUMNS, timeline_record
+    from services.projection.projector import timeline_row
+    from tests import factories as f
+
+    case = f.case_id()
+    events = [
+        f.case_received(case, location=Location(lat=lat, lon=lon), description=text or "路灯不亮"),
+        f.case_assigned(case, "CGJ", area_code="370114001002", grid_code="G-01"),
+        f.deadline_set(case, f._at(None)),
+        f.case_escalated(case, 2),
+    ]
+    for offset, event in enumerate(events):
+        delivery = Delivery(decode(f.message(event, "t")), "t", 1, offset)
+        row = timeline_row(delivery)
+        record = dict(zip(TIMELINE_COLUMNS, timeline_record(delivery), strict=True))
+        # the same text (PostgreSQL keeps a JSON number's digits as written: 5.0 and 5 differ)
+        assert record.pop("data") == orjson.dumps(row.pop("data")).decode()
+        assert record == row
+
+
+def decode(message):
+    from contracts.envelope import decode_message
+
+    return decode_message(message.key.encode(), message.headers, message.value)
