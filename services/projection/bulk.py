@@ -155,14 +155,19 @@ class BulkLoad:
             )
         if fresh_items:
             await conn.execute(INSERT_WORKLIST, fresh_items)
-        for key, counters in domain.stat_deltas(changes).items():
-            bucket = self.stats.setdefault(key, dict.fromkeys(domain.STAT_COUNTERS, 0))
-            for name, value in counters.items():
-                bucket[name] += value
+        add_stats(self.stats, domain.stat_deltas(changes))
         self.written.update(case_ids)
 
     async def _copy(self, conn: AsyncConnection, table: str, columns: Sequence[str], rows: list) -> None:
         await copy_rows(conn, self.schema, table, columns, rows)
+
+
+def add_stats(into: dict[StatKey, dict[str, int]], deltas: dict[StatKey, dict[str, int]]) -> None:
+    """Add statistics ``deltas`` (counters per key) into ``into``."""
+    for key, counters in deltas.items():
+        bucket = into.setdefault(key, dict.fromkeys(domain.STAT_COUNTERS, 0))
+        for name, value in counters.items():
+            bucket[name] += value
 
 
 async def copy_rows(

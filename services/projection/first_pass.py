@@ -18,15 +18,14 @@ import gc
 import multiprocessing
 import resource
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.envelope import ContractError, decode_message
 from runtime.consumer import Delivery
-from services.projection import domain
-from services.projection.bulk import BulkLoad, Decoded, write_totals
+from services.projection.bulk import BulkLoad, Decoded, add_stats, write_totals
 from services.projection.config import ProjectionSettings
 from services.projection.domain.derive import StatKey
 
@@ -47,6 +46,27 @@ class Share:
     stats: dict[StatKey, dict[str, int]] = field(default_factory=dict)
     processes: int = 0  # the worker processes this share's figures come from (0: this one)
     peak_rss_mb: int = 0  # the largest peak resident memory of a process that folded (MB)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a first pass, or one worker's share of it, reads and where it writes."""
+
+    settings: ProjectionSettings
+    schema: str
+    starts: dict[int, int]  # partition -> first offset to read
+    targets: dict[int, int]  # partition -> the offset to stop before
+    batch_size: int
+    cached_cases: int  # summaries kept in memory
+
+    def share(self, partitions: list[int], workers: int) -> Plan:
+        """The plan of one of ``workers`` processes, reading ``partitions``."""
+        return replace(
+            self,
+            starts={p: self.starts[p] for p in partitions},
+            targets={p: self.targets.get(p, 0) for p in partitions},
+            cached_cases=max(1, self.cached_cases // workers),
+        )
 
 
 def consumer_for(settings: ProjectionSettings) -> AIOKafkaConsumer:
@@ -97,23 +117,15 @@ def ce_id(record) -> str | None:
     return None
 
 
-async def load_partitions(
-    settings: ProjectionSettings,
-    schema: str,
-    starts: dict[int, int],
-    targets: dict[int, int],
-    *,
-    batch_size: int,
-    cached_cases: int,
-    on_batch: Callable[[int], None] = lambda n: None,
-) -> Share:
-    """Fold partitions ``starts``'s keys, from those offsets until each reaches its target (exclusive),
-    into ``schema``; write their summaries, not the statistics (returned) nor tracking rows."""
+async def load_partitions(plan: Plan, on_batch: Callable[[int], None] = lambda n: None) -> Share:
+    """Fold the partitions of ``plan`` into its schema; write their summaries, not the statistics
+    (returned) nor tracking rows."""
+    settings, starts, targets = plan.settings, plan.starts, plan.targets
     share = Share(positions=dict(starts))
     topic = settings.case_events_topic
     consumer = consumer_for(settings)
-    engine = schema_engine(settings, schema)
-    bulk = BulkLoad(engine, schema, cached_cases=cached_cases)
+    engine = schema_engine(settings, plan.schema)
+    bulk = BulkLoad(engine, plan.schema, cached_cases=plan.cached_cases)
     writing: asyncio.Task | None = None  # the previous batch, written while this one decodes
     # The summaries kept in memory are millions of objects without cycles: spare them the cycle
     # collector's passes (each batch's own garbage is freed by reference counting).
@@ -126,7 +138,7 @@ async def load_partitions(
         for tp in partitions:
             consumer.seek(tp, starts[tp.partition])
         while any(share.positions[p] < targets.get(p, 0) for p in starts):
-            batches = await consumer.getmany(timeout_ms=500, max_records=batch_size)
+            batches = await consumer.getmany(timeout_ms=500, max_records=plan.batch_size)
             if not batches:
                 continue
             records = [r for part in batches.values() for r in part]
@@ -155,31 +167,14 @@ async def load_partitions(
         await engine.dispose()
 
 
-async def first_pass(
-    settings: ProjectionSettings,
-    schema: str,
-    starts: dict[int, int],
-    targets: dict[int, int],
-    *,
-    workers: int,
-    batch_size: int,
-    cached_cases: int,
-    on_batch: Callable[[int], None],
-) -> Share:
-    """Fold the log into ``schema`` with up to ``workers`` processes (one: in this one), then write the
-    statistics and tracking rows; the combined share. ``cached_cases`` is split between the workers."""
-    shares = _deal(sorted(starts), workers)
+async def first_pass(plan: Plan, *, workers: int, on_batch: Callable[[int], None]) -> Share:
+    """Fold the log into the plan's schema with up to ``workers`` processes (one: in this one), then
+    write the statistics and tracking rows; the combined share."""
+    shares = _deal(sorted(plan.starts), workers)
     if len(shares) <= 1:
-        share = await load_partitions(
-            settings, schema, starts, targets,
-            batch_size=batch_size, cached_cases=cached_cases, on_batch=on_batch,
-        )  # fmt: skip
-        results = [share]
+        results = [await load_partitions(plan, on_batch)]
     else:
-        results = await _in_processes(
-            settings, schema, starts, targets, shares,
-            batch_size=batch_size, cached_cases=max(1, cached_cases // len(shares)), on_batch=on_batch,
-        )  # fmt: skip
+        results = await _in_processes([plan.share(s, len(shares)) for s in shares], on_batch)
     total = Share(processes=len(results) if len(results) > 1 else 0)
     for share in results:
         total.events += share.events
@@ -188,14 +183,12 @@ async def first_pass(
         total.peak_rss_mb = max(total.peak_rss_mb, share.peak_rss_mb)
         total.positions |= share.positions
         total.loaded |= share.loaded
-        for key, counters in share.stats.items():
-            bucket = total.stats.setdefault(key, dict.fromkeys(domain.STAT_COUNTERS, 0))
-            for name, value in counters.items():
-                bucket[name] += value
-    engine = schema_engine(settings, schema)
+        add_stats(total.stats, share.stats)
+    settings = plan.settings
+    engine = schema_engine(settings, plan.schema)
     try:
         await write_totals(
-            engine, schema, settings.consumer_group, total.stats,
+            engine, plan.schema, settings.consumer_group, total.stats,
             {(settings.case_events_topic, p): o for p, o in total.loaded.items()},
         )  # fmt: skip
     finally:
@@ -209,37 +202,14 @@ def _deal(partitions: list[int], workers: int) -> list[list[int]]:
     return [partitions[k::count] for k in range(count)]
 
 
-async def _in_processes(
-    settings: ProjectionSettings,
-    schema: str,
-    starts: dict[int, int],
-    targets: dict[int, int],
-    shares: list[list[int]],
-    *,
-    batch_size: int,
-    cached_cases: int,
-    on_batch: Callable[[int], None],
-) -> list[Share]:
+async def _in_processes(plans: list[Plan], on_batch: Callable[[int], None]) -> list[Share]:
     # spawned, not forked: this process runs an event loop and client threads a fork would copy half-done
     context = multiprocessing.get_context("spawn")
     progress = context.Value("q", 0)
     shown = 0
     # Leaving the pool's block terminates its processes: when one worker fails, the rest stop at once.
-    with context.Pool(len(shares), initializer=_share_progress, initargs=(progress,)) as pool:
-        pending = [
-            pool.apply_async(
-                _load_in_process,
-                (
-                    settings,
-                    schema,
-                    {p: starts[p] for p in share},
-                    {p: targets.get(p, 0) for p in share},
-                    batch_size,
-                    cached_cases,
-                ),
-            )  # fmt: skip
-            for share in shares
-        ]
+    with context.Pool(len(plans), initializer=_share_progress, initargs=(progress,)) as pool:
+        pending = [pool.apply_async(_load_in_process, (plan,)) for plan in plans]
         while True:
             await asyncio.sleep(0.2)
             now = progress.value
@@ -266,18 +236,8 @@ def _count(n: int) -> None:
             _progress.value += n
 
 
-def _load_in_process(
-    settings: ProjectionSettings,
-    schema: str,
-    starts: dict[int, int],
-    targets: dict[int, int],
-    batch_size: int,
-    cached_cases: int,
-) -> Share:
-    loading = load_partitions(
-        settings, schema, starts, targets, batch_size=batch_size, cached_cases=cached_cases, on_batch=_count
-    )
+def _load_in_process(plan: Plan) -> Share:
     try:
-        return asyncio.run(loading)
+        return asyncio.run(load_partitions(plan, _count))
     except Exception as exc:  # not every driver error pickles; its text does
-        raise FirstPassFailed(f"partitions {sorted(starts)}: {type(exc).__name__}: {exc}") from None
+        raise FirstPassFailed(f"partitions {sorted(plan.starts)}: {type(exc).__name__}: {exc}") from None

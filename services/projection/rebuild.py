@@ -35,7 +35,7 @@ from runtime.db import create_engine, inbox, tracking
 from services.projection import schema_ops
 from services.projection.bulk import APPEND_ONLY, INBOX_COLUMNS
 from services.projection.config import ProjectionSettings
-from services.projection.first_pass import consumer_for, decode_records, first_pass, schema_engine
+from services.projection.first_pass import Plan, consumer_for, decode_records, first_pass, schema_engine
 from services.projection.projector import project_batch
 
 
@@ -189,16 +189,15 @@ class Rebuilder:
         """Fold the log up to ``targets`` into the empty schema with COPY (first_pass.py)."""
         remaining = sum(max(0, targets[tp] - self.positions[tp]) for tp in targets)
         with self._bar(remaining, "重建读模型") as bar:
-            share = await first_pass(
+            plan = Plan(
                 self.settings,
                 self.report.schema,
-                {tp.partition: self.positions[tp] for tp in targets},
-                {tp.partition: offset for tp, offset in targets.items()},
-                workers=self.workers,
+                starts={tp.partition: self.positions[tp] for tp in targets},
+                targets={tp.partition: offset for tp, offset in targets.items()},
                 batch_size=self.batch_size,
                 cached_cases=self.cached_cases,
-                on_batch=bar.update,
             )
+            share = await first_pass(plan, workers=self.workers, on_batch=bar.update)
         self.report.events += share.events
         self.report.dead_lettered += share.dead_lettered
         self.report.reloaded = share.reloaded
