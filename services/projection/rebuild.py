@@ -67,7 +67,10 @@ class RebuildReport:
         return self.live_checksums == self.rebuilt_checksums
 
 
+# Index builds: sort memory per connection (the default 64 MB spills to disk early), and at most this many
+# at once, whatever the workers (each may take INDEX_MEMORY of the database server's memory).
 INDEX_MEMORY = "512MB"
+INDEX_BUILDS_AT_ONCE = 4
 
 
 class Rebuilder:
@@ -163,7 +166,8 @@ class Rebuilder:
         return partitions
 
     async def _index(self) -> None:
-        """Add the keys and secondary indexes, ``workers`` builds at a time, then ANALYZE the schema."""
+        """Add the keys and secondary indexes, as many builds at a time as workers (at most
+        INDEX_BUILDS_AT_ONCE), then ANALYZE the schema."""
         async with self.target.connect() as conn:
             statements = await schema_ops.index_statements(conn, self.report.schema, keys_of=APPEND_ONLY)
             schema = schema_ops.quoted(self.report.schema)
@@ -173,7 +177,6 @@ class Rebuilder:
 
         async def build() -> None:
             async with self.target.connect() as conn:
-                # sorts in memory up to this much (the default 64 MB spills to disk early)
                 await conn.execute(sa.text(f"SET maintenance_work_mem = '{INDEX_MEMORY}'"))
                 await conn.commit()
                 while statements:
@@ -183,7 +186,7 @@ class Rebuilder:
                     await conn.execute(sa.text(analyses.pop(0)))
                     await conn.commit()
 
-        await asyncio.gather(*(build() for _ in range(max(1, self.workers))))
+        await asyncio.gather(*(build() for _ in range(max(1, min(self.workers, INDEX_BUILDS_AT_ONCE)))))
 
     async def _first_pass(self, targets: dict[TopicPartition, int]) -> None:
         """Fold the log up to ``targets`` into the empty schema with COPY (first_pass.py)."""
