@@ -203,15 +203,17 @@ def _gateway(intake_urls: list[str]) -> Iterator[tuple[subprocess.Popen, str]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not infra.port_in_use(PORTS.service_offset + GATEWAY_PORT):
-            if nginx.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not start; see {run_dir / 'nginx-error.log'}")
-            time.sleep(0.1)
+        port = PORTS.service_offset + GATEWAY_PORT
+        infra.poll_until(f"the gateway ({run_dir / 'nginx-error.log'})", lambda: _listening(port), 30, nginx)
         yield nginx, f"http://{listen}"
     finally:
         nginx.terminate()
         nginx.wait(10)
+
+
+def _listening(port: int) -> None:
+    if not infra.port_in_use(port):
+        raise ConnectionRefusedError(f"nothing listens on {port}")
 
 
 WRK_SCRIPT = """

@@ -180,7 +180,8 @@ def _run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-def _poll(what: str, probe: Callable[[], T], timeout: float, process: Process | None = None) -> T:
+def poll_until(what: str, probe: Callable[[], T], timeout: float, process: Process | None = None) -> T:
+    """``probe()``'s result once it stops raising; an error if ``process`` exits or ``timeout`` passes."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -318,8 +319,8 @@ async def _kafka_probe(bootstrap_servers: str) -> None:
 def wait_kafka(bootstrap_servers: str, timeout: float = 120.0, process: Process | None = None) -> None:
     """Block until the broker answers metadata and group-coordinator requests."""
     host, port = bootstrap_servers.split(",")[0].rsplit(":", 1)
-    _poll("Kafka port", lambda: socket.create_connection((host, int(port)), 1).close(), timeout, process)
-    _poll("Kafka", lambda: _run_async(lambda: _kafka_probe(bootstrap_servers)), timeout, process)
+    poll_until("Kafka port", lambda: socket.create_connection((host, int(port)), 1).close(), timeout, process)
+    poll_until("Kafka", lambda: _run_async(lambda: _kafka_probe(bootstrap_servers)), timeout, process)
 
 
 def start_kafka(workdir: Path, port: int, controller_port: int, fresh: bool = True) -> LocalKafka:
@@ -398,7 +399,7 @@ def postgres_server_version(url: str, timeout: float = 60.0, process: Process | 
         finally:
             await conn.close()
 
-    return _poll("PostgreSQL", lambda: _run_async(probe), timeout, process)
+    return poll_until("PostgreSQL", lambda: _run_async(probe), timeout, process)
 
 
 def _server_user() -> pwd.struct_passwd | None:

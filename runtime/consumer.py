@@ -357,7 +357,7 @@ class EventConsumer:
             for index, (record, item) in enumerate(zip(records, decoded, strict=True)):
                 if item is None:
                     continue  # a type this consumer does not handle: no effect, so no inbox row
-                event_id = _event_id(record, item)
+                event_id = event_id_of(record, item)
                 if event_id not in claimed:
                     continue  # already in the inbox: a redelivery (or a repeat inside this batch)
                 claimed.discard(event_id)
@@ -464,7 +464,7 @@ class EventConsumer:
                 "consumer": self.name,
                 "topics": [r.topic for r, _ in taken],
                 "partitions": [r.partition for r, _ in taken],
-                "event_ids": [_event_id(r, d) for r, d in taken],
+                "event_ids": [event_id_of(r, d) for r, d in taken],
                 "offsets": [r.offset for r, _ in taken],
                 "outcomes": [
                     "dead-lettered" if isinstance(d, ContractError) else "applied" for _, d in taken
@@ -589,7 +589,9 @@ def _decode(record: ConsumerRecord) -> Envelope | ContractError:
         return exc
 
 
-def _event_id(record: ConsumerRecord, decoded: Envelope | ContractError) -> str:
+def event_id_of(record: ConsumerRecord, decoded: Envelope | ContractError) -> str:
+    """The event id a record is known by in an inbox: its envelope's, or for a record that breaks the
+    contract the producer's ``ce_id`` header, else its place in the log."""
     if isinstance(decoded, ContractError):  # keep the producer's id if it sent one
         return _header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
     return decoded.id

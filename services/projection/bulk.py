@@ -7,10 +7,10 @@ so each batch's timeline and inbox rows are COPYed, and the summaries are folded
 leaves memory (COPY for a case never written, upsert for one written before and met again, whose stored
 row is read back first); the statistics are summed in memory and COPYed at the end.
 
-The timeline and the inbox get their keys only after this pass (schema_ops.add_keys): an index built from a
-sort costs a fraction of one kept up row by row. So the pass itself recognises an event it has met before
-(an event published again, as the outbox relay may after a crash) by its id, as the live consumer's inbox
-would: the first record of an id is applied, later ones are passed over.
+The timeline and the inbox get their keys only after this pass (schema_ops.index_statements): an index
+built from a sort costs a fraction of one kept up row by row. So the pass itself recognises an event it
+has met before (an event published again, as the outbox relay may after a crash) by its id, as the live
+consumer's inbox would: the first record of an id is applied, later ones are passed over.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ WORKLIST_COLUMNS = tuple(c.name for c in worklist_item.columns)
 STATS_COLUMNS = (*STAT_DIMENSIONS, *domain.STAT_COUNTERS)
 # positions of the JSONB columns (never NULL), which asyncpg takes as JSON text (the engine's codec)
 SUMMARY_JSON = [k for k, c in enumerate(case_summary.columns) if c.type.__visit_name__ == "JSONB"]
-# The tables this pass only appends to: their keys are added after it (schema_ops.add_keys).
+# The tables this pass only appends to: their keys are added after it (schema_ops.index_statements).
 APPEND_ONLY = (case_timeline.name, inbox.name)
 # A record of the log as the rebuild decoded it: its delivery (None if dead-lettered) and its inbox row.
 Decoded = tuple[Delivery | None, tuple]

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.envelope import ContractError, decode_message
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, event_id_of
 from services.projection.bulk import BulkLoad, Decoded, add_stats, write_totals
 from services.projection.config import ProjectionSettings
 from services.projection.domain.derive import StatKey
@@ -42,7 +42,6 @@ class Share:
     dead_lettered: int = 0
     reloaded: int = 0
     positions: dict[int, int] = field(default_factory=dict)  # next offset to read, per partition
-    loaded: dict[int, int] = field(default_factory=dict)  # last offset applied, per partition
     stats: dict[StatKey, dict[str, int]] = field(default_factory=dict)
     processes: int = 0  # the worker processes this share's figures come from (0: this one)
     peak_rss_mb: int = 0  # the largest peak resident memory of a process that folded (MB)
@@ -95,9 +94,8 @@ def decode_records(records: Sequence, consumer: str) -> tuple[list[Decoded], int
     for record in records:
         try:
             envelope = decode_message(record.key, record.headers, record.value)
-        except ContractError:
-            event_id = ce_id(record) or f"{record.topic}:{record.partition}:{record.offset}"
-            decoded.append((None, inbox_row(consumer, event_id, record, "dead-lettered")))
+        except ContractError as exc:
+            decoded.append((None, inbox_row(consumer, event_id_of(record, exc), record, "dead-lettered")))
             dead += 1
             continue
         delivery = Delivery(envelope, record.topic, record.partition, record.offset)
@@ -108,13 +106,6 @@ def decode_records(records: Sequence, consumer: str) -> tuple[list[Decoded], int
 def inbox_row(consumer: str, event_id: str, record, outcome: str) -> tuple:
     """An inbox row, in bulk.INBOX_COLUMNS order."""
     return (consumer, event_id, record.topic, record.partition, record.offset, outcome)
-
-
-def ce_id(record) -> str | None:
-    for key, value in record.headers or ():
-        if key == "ce_id" and value is not None:
-            return value.decode(errors="replace")
-    return None
 
 
 async def load_partitions(plan: Plan, on_batch: Callable[[int], None] = lambda n: None) -> Share:
@@ -149,7 +140,6 @@ async def load_partitions(plan: Plan, on_batch: Callable[[int], None] = lambda n
             share.events += len(records)
             share.dead_lettered += dead
             for tp, part in batches.items():
-                share.loaded[tp.partition] = part[-1].offset
                 share.positions[tp.partition] = part[-1].offset + 1
             on_batch(len(records))
         if writing is not None:
@@ -182,14 +172,17 @@ async def first_pass(plan: Plan, *, workers: int, on_batch: Callable[[int], None
         total.reloaded += share.reloaded
         total.peak_rss_mb = max(total.peak_rss_mb, share.peak_rss_mb)
         total.positions |= share.positions
-        total.loaded |= share.loaded
         add_stats(total.stats, share.stats)
     settings = plan.settings
     engine = schema_engine(settings, plan.schema)
     try:
         await write_totals(
             engine, plan.schema, settings.consumer_group, total.stats,
-            {(settings.case_events_topic, p): o for p, o in total.loaded.items()},
+            {  # the last offset applied, where the pass applied any
+                (settings.case_events_topic, p): position - 1
+                for p, position in total.positions.items()
+                if position > plan.starts[p]
+            },
         )  # fmt: skip
     finally:
         await engine.dispose()

@@ -59,7 +59,7 @@ async def clone_schema(conn: AsyncConnection, schema: str, *, keys_later: Collec
                 "INCLUDING ALL EXCLUDING INDEXES)"
             )
         )
-    for statement in await _key_statements(conn, schema, [t for t in tables if t not in keys_later]):
+    for _, statement in await _key_statements(conn, schema, [t for t in tables if t not in keys_later]):
         await conn.execute(sa.text(statement))
     await conn.execute(
         sa.text(f"INSERT INTO {quoted(schema)}.alembic_version SELECT * FROM {LIVE}.alembic_version")
@@ -81,8 +81,7 @@ async def index_statements(conn: AsyncConnection, schema: str, *, keys_of: Colle
         (table, definition.replace(f" ON {LIVE}.", f" ON {quoted(schema)}.", 1))
         for table, definition in rows.all()
     ]
-    for table in keys_of:
-        found += [(table, statement) for statement in await _key_statements(conn, schema, [table])]
+    found += await _key_statements(conn, schema, keys_of)
     sizes = await conn.execute(
         sa.text(
             "SELECT tablename, pg_relation_size(format('%I.%I', schemaname, tablename)) FROM pg_tables "
@@ -94,9 +93,11 @@ async def index_statements(conn: AsyncConnection, schema: str, *, keys_of: Colle
     return [statement for _, statement in sorted(found, key=lambda f: -size.get(f[0], 0))]
 
 
-async def _key_statements(conn: AsyncConnection, schema: str, tables: Collection[str]) -> list[str]:
-    """The statements that give the tables in ``schema`` the primary and unique keys of their live
-    namesakes."""
+async def _key_statements(
+    conn: AsyncConnection, schema: str, tables: Collection[str]
+) -> list[tuple[str, str]]:
+    """(table, statement) for each primary and unique key the tables' live namesakes have, to give it
+    to the table in ``schema``."""
     statements = []
     for table in tables:
         constraints = await conn.execute(
@@ -107,7 +108,10 @@ async def _key_statements(conn: AsyncConnection, schema: str, tables: Collection
             {"t": f"{LIVE}.{quoted(table)}"},
         )
         statements += [
-            f"ALTER TABLE {quoted(schema)}.{quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}"
+            (
+                table,
+                f"ALTER TABLE {quoted(schema)}.{quoted(table)} ADD CONSTRAINT {quoted(name)} {definition}",
+            )
             for name, definition in constraints.all()
         ]
     return statements
