@@ -115,18 +115,23 @@ async def authenticate(
     return principal
 
 
+def authorise(principal: Principal, scopes: tuple[str, ...]) -> Principal:
+    """``principal`` if it holds at least one of ``scopes`` (``department:*`` = any department), else 403."""
+    for scope in scopes:
+        if scope == "department:*" and principal.departments:
+            return principal
+        if principal.has(scope):
+            return principal
+    raise Problem(
+        403, "forbidden", f"This key lacks the scope for this action (needs one of {list(scopes)})."
+    )
+
+
 def require(*scopes: str):
     """Dependency: the caller must hold at least one of ``scopes`` (``department:*`` = any department)."""
 
     # A default rather than an Annotated hint: postponed annotations cannot see this closure's ``scopes``.
     async def check(principal: Principal = Security(authenticate, scopes=list(scopes))) -> Principal:
-        for scope in scopes:
-            if scope == "department:*" and principal.departments:
-                return principal
-            if principal.has(scope):
-                return principal
-        raise Problem(
-            403, "forbidden", f"This key lacks the scope for this action (needs one of {list(scopes)})."
-        )
+        return authorise(principal, scopes)
 
     return check

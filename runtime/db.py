@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -84,3 +89,74 @@ def _refuse_closed_connection(dbapi_connection, connection_record, connection_pr
     retries the checkout on DisconnectionError)."""
     if dbapi_connection.driver_connection.is_closed():
         raise sa.exc.DisconnectionError("the database server closed this pooled connection")
+
+
+class DirectPool:
+    """asyncpg's own pool, for a hot path that speaks asyncpg directly (intake's recording of appeals).
+
+    Taking a connection from SQLAlchemy's async pool and giving it back cost ~60 µs of CPU (greenlet
+    switches, pool events); from asyncpg's pool ~17 µs, with a reset that only rolls back a transaction
+    left open instead of asyncpg's default round trip (``RESET ALL`` etc.: the hot path leaves no session
+    state, its advisory locks are transaction-level). Opened on first use, in the running event loop.
+
+    A connection the server closed is replaced when taken (asyncpg reconnects it); waiting longer than
+    ``acquire_timeout_s`` for a free one raises ``asyncio.TimeoutError``, answered 503 like SQLAlchemy's
+    pool timeout.
+    """
+
+    def __init__(self, database_url: str, size: int, acquire_timeout_s: float = 30.0) -> None:
+        self._dsn = (
+            sa.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        self._size = size
+        self._timeout = acquire_timeout_s
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._pool or await self._open()
+        async with pool.acquire(timeout=self._timeout) as connection:
+            yield connection
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=0, max_size=self._size, reset=_rollback_if_open
+                )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+async def _rollback_if_open(connection: asyncpg.Connection) -> None:
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+@contextlib.asynccontextmanager
+async def transaction_with_locks(db: asyncpg.Connection, locks: list[int]) -> AsyncIterator[None]:
+    """A transaction that starts holding transaction-level advisory ``locks`` (signed 64-bit keys).
+
+    BEGIN and the locks go in one round trip (a simple query of two statements), taken in key order so
+    that transactions needing overlapping sets cannot deadlock; PostgreSQL evaluates the volatile output
+    expression after ORDER BY. The keys are integers, written into the statement as such."""
+    begin = "BEGIN"
+    if locks:
+        keys = ",".join(str(int(key)) for key in sorted(set(locks)))
+        begin += f"; SELECT pg_advisory_xact_lock(k) FROM unnest('{{{keys}}}'::bigint[]) AS k ORDER BY k"
+    try:
+        await db.execute(begin)
+        yield
+    except BaseException:
+        if not db.is_closed():
+            try:
+                await db.execute("ROLLBACK")
+            except Exception:  # the connection broke under us: drop it; the pool opens another
+                db.terminate()
+        raise
+    await db.execute("COMMIT")

@@ -18,7 +18,8 @@ _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _json_has_nul(body: bytes) -> bool:
-    return _JSON_NUL.search(body) is not None
+    # The substring test first: the escape-aware search over a whole body cost a request ~10 µs.
+    return b"\\u0000" in body and _JSON_NUL.search(body) is not None
 
 
 def _form_has_nul(body: bytes) -> bool:

@@ -71,6 +71,8 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     ready: bool = False
+    # Resources of the service's own to release at shutdown, before the engine (e.g. intake's asyncpg pool)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: ServiceSettings) -> ServiceRuntime:
@@ -173,6 +175,8 @@ def create_app(
             for consumer in runtime.consumers:
                 await consumer._consumer.stop()
             await runtime.producer.stop()
+            for close in runtime.closers:
+                await close()
             await runtime.engine.dispose()
             log.info("service.stopped")
 

@@ -39,7 +39,8 @@ def build_app(settings: IntakeSettings | None = None, runtime: ServiceRuntime | 
             )
         ],
     )
-    app.state.intake = Intake.build(runtime.engine, settings, runtime.source)
+    app.state.intake = intake = Intake.build(runtime.engine, settings, runtime.source)
+    runtime.closers.append(intake.close)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RateLimited, rate_limited_response)

@@ -24,6 +24,11 @@ class IntakeSettings(ServiceSettings):
             "(a bare key is id 1). The development key is refused in production."
         ),
     )
+    recording_pool_size: int = Field(
+        8,
+        description="Database connections for recording new appeals (asyncpg's pool, apart from the "
+        "db_pool_size connections of everything else).",
+    )
     case_id_prefix: str = Field("ZQ", description="Prefix of case numbers (ZQ = 章丘).")
     default_area_code: str = Field("531", description="Area code assumed for 7–8 digit local numbers (济南).")
     duplicate_same_caller_days: float = Field(

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
 
-from runtime.auth import Principal, require
+from runtime.auth import Principal, authenticate, authorise
 from runtime.openapi import problem_response_doc
 from runtime.problems import problem_response
 from services.intake.handlers import IdempotencyKey, Intake
@@ -44,22 +44,21 @@ async def get_intake(request: Request) -> Intake:
     return intake_of(request)
 
 
-async def get_limiter(request: Request) -> RateLimiter:
-    return limiter_of(request)
-
-
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 
 def client(*scopes: str):
-    """Authenticate, check the scope, then spend one token of the client's rate budget."""
-    check = require(*scopes)
+    """Authenticate, check the scope, then spend one token of the client's rate budget.
 
+    One dependency over ``authenticate`` (whose key headers document the security scheme): each
+    dependency FastAPI solves costs a request ~15 µs, and this one guards intake's busiest routes."""
+
+    # A default rather than an Annotated hint: postponed annotations cannot see this closure's ``scopes``.
     async def dependency(
-        principal: Annotated[Principal, Depends(check)],
-        limiter: Annotated[RateLimiter, Depends(get_limiter)],
+        request: Request, principal: Principal = Security(authenticate, scopes=list(scopes))
     ) -> Principal:
-        wait = limiter.check(principal.client_id)
+        authorise(principal, scopes)
+        wait = limiter_of(request).check(principal.client_id)
         if wait:
             raise RateLimited(wait)
         return principal

@@ -1,4 +1,5 @@
-"""The services' connection pool on a real PostgreSQL: a connection the server closed is not handed out."""
+"""The services' connection pools on a real PostgreSQL: a connection the server closed is not handed out;
+intake's direct pool and its locked transactions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from runtime.db import create_engine
+from runtime.db import DirectPool, create_engine, transaction_with_locks
 from services.sla.config import SlaSettings
 
 pytestmark = pytest.mark.integration
@@ -36,3 +37,61 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_when_taken(infr
         assert second != first
     finally:
         await engine.dispose()
+
+
+async def test_the_direct_pool_replaces_a_connection_the_server_closed_and_keeps_no_transaction_open(
+    infrastructure,
+) -> None:
+    name = f"it_direct_pool_{infrastructure.run_id}"
+    infrastructure.create_databases(name)
+    settings = SlaSettings(postgres_url=infrastructure.postgres_url, database_name=name, environment="test")
+    pool = DirectPool(settings.database_url, size=1)
+    try:
+        async with pool.acquire() as db:
+            first = await db.fetchval("SELECT pg_backend_pid()")
+            await db.execute("BEGIN")  # left open, as a cancelled request would leave it
+        async with pool.acquire() as db:  # the same (only) connection, its transaction rolled back
+            assert await db.fetchval("SELECT pg_backend_pid()") == first
+            assert not db.is_in_transaction()
+        admin = await asyncpg.connect(infrastructure.database_url(name))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
+        async with pool.acquire() as db:
+            assert await db.fetchval("SELECT pg_backend_pid()") != first
+    finally:
+        await pool.close()
+
+
+async def test_a_transaction_with_locks_holds_them_until_it_ends_and_rolls_back_on_error(
+    infrastructure,
+) -> None:
+    name = f"it_locks_{infrastructure.run_id}"
+    infrastructure.create_databases(name)
+    url = infrastructure.database_url(name)
+    pool = DirectPool(url.replace("postgresql://", "postgresql+asyncpg://", 1), size=2)
+    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    try:
+        async with pool.acquire() as db, pool.acquire() as other:
+            await db.execute("CREATE TABLE t (n int)")
+            async with transaction_with_locks(db, [7, -3, 7]):
+                await db.execute("INSERT INTO t VALUES (1)")
+                assert db.is_in_transaction()
+                assert await other.fetchval(held) == 2  # -3 and 7, the repeat taken once
+                # another transaction asking for one of them waits until this one ends
+                waiting = asyncio.create_task(other.execute("SELECT pg_advisory_xact_lock(7)"))
+                await asyncio.sleep(0.3)
+                assert not waiting.done()
+            await asyncio.wait_for(waiting, 5)
+            assert await db.fetchval("SELECT count(*) FROM t") == 1  # committed
+            with pytest.raises(asyncpg.UniqueViolationError):
+                async with transaction_with_locks(db, [1]):
+                    await db.execute("INSERT INTO t VALUES (2)")
+                    await db.execute("CREATE UNIQUE INDEX t_n ON t (n); INSERT INTO t VALUES (1)")
+            assert not db.is_in_transaction()
+            assert await db.fetchval("SELECT count(*) FROM t") == 1  # the failed transaction left nothing
+            assert await other.fetchval(held) == 0
+    finally:
+        await pool.close()

@@ -60,6 +60,7 @@ class InProcessIntake:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.app.state.intake.close()
         await self.runtime.engine.dispose()
 
     async def events(self, case_id: str | None = None) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -115,6 +116,17 @@ def test_timestamps_become_utc_honouring_the_source_offset():
 
 def test_fold_width_keeps_cjk_characters():
     assert fold_width("章丘区１号") == "章丘区1号"
+
+
+@given(st.text())
+def test_fold_width_is_nfkc_character_by_character_except_chinese_punctuation(text):
+    # The translate table must fold exactly as normalising each character would; "，" and "。" stay.
+    expected = "".join(
+        ch if ch in "，。、：；！？（）《》【】「」『』“”‘’—…·～" else unicodedata.normalize("NFKC", ch)
+        for ch in text
+    )
+    assert fold_width(text) == expected
+    assert fold_width(text + "，ＡＢ") == expected + "，AB"
 
 
 # Coordinates ------------------------------------------------------------------------------------------
