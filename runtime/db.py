@@ -100,7 +100,7 @@ class DirectPool:
     state, its advisory locks are transaction-level). Opened on first use, in the running event loop.
 
     A connection the server closed is replaced when taken (asyncpg reconnects it); waiting longer than
-    ``acquire_timeout_s`` for a free one raises ``asyncio.TimeoutError``, answered 503 like SQLAlchemy's
+    ``acquire_timeout_s`` for a free one raises ``TimeoutError``, answered 503 like SQLAlchemy's
     pool timeout.
     """
 
@@ -116,8 +116,14 @@ class DirectPool:
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._pool or await self._open()
-        async with pool.acquire(timeout=self._timeout) as connection:
+        # asyncio.timeout, not acquire(timeout=…): asyncpg waits for that in a task of its own (~4 % of a
+        # request's CPU)
+        async with asyncio.timeout(self._timeout):
+            connection = await pool.acquire()
+        try:
             yield connection
+        finally:
+            await pool.release(connection)
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:

@@ -188,6 +188,7 @@ async def _insert(
     contact = appeal.contact
     masked_text = appeal.description != appeal.description_clear
     seal = intake.cipher.seal
+    messages = intake.encode(events)  # the first is the CaseReceived, serialised once for both its rows
     inserted = await db.fetchval(
         _RECORD,
         case_id,
@@ -196,7 +197,7 @@ async def _insert(
         fingerprint,
         event.received_at,
         "closed" if appeal.resolved_on_spot else "open",
-        event.model_dump_json(),
+        messages[0].value.decode(),
         appeal.category.category,
         event.citizen.citizen_ref,
         appeal.location.lat if appeal.location else None,
@@ -210,7 +211,7 @@ async def _insert(
         seal(case_id, "phone", contact.phone),
         seal(case_id, "id_number", contact.id_number),
         seal(case_id, "description", appeal.description_clear if masked_text else None),
-        *outbox_columns(intake.encode(events)),
+        *outbox_columns(messages),
     )
     if inserted is None:  # a concurrent retry won the race; its row is committed now
         existing = await db.fetchrow(_EXISTING, appeal.source.value, appeal.external_id)

@@ -65,6 +65,13 @@ def normalise_optional(text: str | None) -> str | None:
     return normalise_text(text) or None
 
 
+# The common case, a Chinese mobile number (11 digits, perhaps after +86), is valid exactly when it matches
+# the CN mobile pattern of phonenumbers' own metadata (a number of any valid type is valid), so that one
+# test answers it: phonenumbers' general parse and validation cost a request ~20 µs.
+_CN_MOBILE = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern)
+_MOBILE_SHAPE = re.compile(r"(?:\+86)?(1\d{10})")
+
+
 def to_e164(raw: str, default_area_code: str = "531") -> str:
     """A Chinese phone number in E.164 (+8613805311234, +8653183213030).
 
@@ -76,6 +83,15 @@ def to_e164(raw: str, default_area_code: str = "531") -> str:
         digits = "+" + digits[2:]
     if re.fullmatch(r"\d{7,8}", digits):
         digits = "0" + default_area_code + digits
+    mobile = _MOBILE_SHAPE.fullmatch(digits)
+    if mobile and _CN_MOBILE.fullmatch(mobile[1]):
+        return "+86" + mobile[1]
+    return e164_by_phonenumbers(digits)
+
+
+def e164_by_phonenumbers(digits: str) -> str:
+    """``digits`` (a number as dialled in China, or with + and a country code) parsed and validated by
+    phonenumbers, in E.164."""
     try:
         parsed = phonenumbers.parse(digits, "CN")
     except phonenumbers.NumberParseException as exc:

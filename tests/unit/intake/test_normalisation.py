@@ -15,6 +15,7 @@ from devtools.sample import hotline_order
 from services.intake import appeals, categories, domain, geo
 from services.intake.normalise import (
     PhoneNumberInvalid,
+    e164_by_phonenumbers,
     fold_width,
     mask_e164,
     mask_numbers_in_text,
@@ -112,6 +113,18 @@ def test_timestamps_become_utc_honouring_the_source_offset():
     assert to_utc(local) == datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
     with pytest.raises(ValueError):
         to_utc(datetime(2026, 11, 26, 9, 30))
+
+
+@given(st.from_regex(r"(\+86)?1[0-9]{10}", fullmatch=True))
+def test_the_mobile_shortcut_answers_as_phonenumbers_does(number):
+    # Every 11-digit number starting with 1 (with or without +86): the same E.164, or refused alike.
+    try:
+        expected = e164_by_phonenumbers(number)
+    except PhoneNumberInvalid:
+        with pytest.raises(PhoneNumberInvalid):
+            to_e164(number)
+    else:
+        assert to_e164(number) == expected
 
 
 def test_fold_width_keeps_cjk_characters():
