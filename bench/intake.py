@@ -9,8 +9,10 @@ http://127.0.0.1:8001`` it measures a running intake (``make run``) instead.
 Phase 1 sends as fast as ``--concurrency`` httpx clients allow; phase 2 saturates with wrk (an httpx
 client in one Python process is itself the bottleneck); phase 3 offers ``--rate`` requests/s open loop (a
 slow server does not slow the offered load) and reports p50/p99 — the client shares the cores, so at high
-rates its own latency is in the figure. Every request is a new, realistic 12345 work order with its own
-caller. Prints the machine's core count, because numbers mean nothing without it.
+rates its own latency is in the figure. Every request is a new 12345 work order from the workload
+generator's stream (devtools/workload): its category codes (85 % coded, so dedupe's locks and searches
+run), places, callers and re-reports (重复件, ~6 %, found and linked as in production), each with an
+order number of its own. Prints the machine's core count, because numbers mean nothing without it.
 """
 
 from __future__ import annotations
@@ -31,34 +33,48 @@ from pathlib import Path
 
 import httpx
 
+from bench import _pgstat
 from bench._stack import Ports, local_stack
 from bench._watch import ProcessSampler, cpu_per
 from devtools import gateway, infra
 from devtools.run import GATEWAY_PORT
-from devtools.sample import hotline_order
 from devtools.system import SERVICES, replica_key
+from devtools.workload.generator import Workload, WorkloadMix
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-intake"
 RESULTS = REPO / "bench" / "results"
 PORTS = Ports(kafka=39192, kafka_controller=39193, postgres=39532, service_offset=31100)
 KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
+WRK_ORDERS_PER_S = 1500  # orders prepared for the wrk phase, per second of it (more than it sends here)
 
 
-def _order(run: str, index: int) -> dict:
-    return hotline_order(index, seed=7) | {"order_no": f"bench-{run}-{index:08d}"}
+class Orders:
+    """The benchmark's work orders: the workload generator's 12345 stream, in its order (consecutive call
+    times, so the duplicate searches meet the district's density, not a burst's)."""
+
+    def __init__(self, run: str) -> None:
+        mix = WorkloadMix(sources={"hotline": 1.0})
+        self._stream = iter(Workload(seed=7, mix=mix, run=f"bench-{run}"))
+
+    def next(self) -> dict:
+        return next(self._stream).body
+
+    def take(self, count: int) -> list[dict]:
+        return [self.next() for _ in range(count)]
 
 
-async def saturate(client: httpx.AsyncClient, run: str, seconds: float, concurrency: int) -> tuple[int, int]:
+async def saturate(
+    client: httpx.AsyncClient, orders: Orders, seconds: float, concurrency: int
+) -> tuple[int, int]:
     """Closed loop: ``concurrency`` workers post back to back; returns (accepted, refused)."""
     accepted = refused = 0
-    counter = iter(range(10**9))
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
         nonlocal accepted, refused
         while time.perf_counter() < deadline:
-            response = await client.post("/v1/intake/hotline", json=_order(run, next(counter)))
+            response = await client.post("/v1/intake/hotline", json=orders.next())
             if response.status_code == 201:
                 accepted += 1
             else:
@@ -69,7 +85,7 @@ async def saturate(client: httpx.AsyncClient, run: str, seconds: float, concurre
 
 
 async def fixed_rate(
-    client: httpx.AsyncClient, run: str, rate: float, seconds: float
+    client: httpx.AsyncClient, orders: Orders, rate: float, seconds: float
 ) -> tuple[list[float], int]:
     """Open loop at ``rate`` requests/s; returns latencies (seconds) of accepted requests, and how many
     requests were not accepted (an error status or a transport error)."""
@@ -77,11 +93,11 @@ async def fixed_rate(
     failed = 0
     tasks = []
 
-    async def one(index: int) -> None:
+    async def one(order: dict) -> None:
         nonlocal failed
         started = time.perf_counter()
         try:
-            response = await client.post("/v1/intake/hotline", json=_order(run, index))
+            response = await client.post("/v1/intake/hotline", json=order)
         except httpx.TransportError:
             failed += 1
             return
@@ -93,7 +109,7 @@ async def fixed_rate(
     start = time.perf_counter()
     for index in range(int(rate * seconds)):
         await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(10**8 + index)))
+        tasks.append(asyncio.create_task(one(orders.next())))
     await asyncio.gather(*tasks)
     return latencies, failed
 
@@ -112,13 +128,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run_bench(args: argparse.Namespace, url: str, sampler: ProcessSampler | None = None) -> dict:
-    run = uuid.uuid4().hex[:6]
+async def run_bench(
+    args: argparse.Namespace, url: str, sampler: ProcessSampler | None = None, postgres_url: str | None = None
+) -> dict:
+    """The three phases against ``url``; with ``postgres_url`` (a server keeping pg_stat_statements), the
+    wrk phase's statements as PostgreSQL profiled them."""
+    orders = Orders(uuid.uuid4().hex[:6])  # order numbers unique across runs (a reused one is a 409)
     results: dict = {"cores": os.cpu_count(), "target": url, "seconds_per_phase": args.seconds}
     limits = httpx.Limits(max_connections=max(args.concurrency, 64))
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30, limits=limits) as c:
         print(f"cores: {os.cpu_count()}  target: {url}")
-        accepted, refused = await saturate(c, run, args.seconds, args.concurrency)
+        accepted, refused = await saturate(c, orders, args.seconds, args.concurrency)
         results["httpx_closed_loop"] = {
             "clients": args.concurrency,
             "accepted_per_s": round(accepted / args.seconds, 1),
@@ -127,8 +147,17 @@ async def run_bench(args: argparse.Namespace, url: str, sampler: ProcessSampler 
         print(f"sustained: {accepted / args.seconds:.1f} accepted cases/s over {args.seconds:.0f}s "
               f"({args.concurrency} clients; {refused} refused)")  # fmt: skip
         cpu_before = sampler.cpu_seconds() if sampler else {}
-        saturated = await asyncio.to_thread(wrk_saturate, url, int(args.seconds), args.wrk_connections)
+        sessions = await _pgstat.reset(postgres_url) if postgres_url else {}
+        wrk_orders = orders.take(int(args.seconds) * WRK_ORDERS_PER_S)
+        saturated = await asyncio.to_thread(
+            wrk_saturate, url, wrk_orders, int(args.seconds), args.wrk_connections
+        )
         if saturated:
+            if postgres_url:
+                profile = await _pgstat.top(postgres_url, saturated["requests"], sessions, limit=8)
+                saturated["postgres_statements_per_request"] = profile
+                print(f"PostgreSQL per request: {profile['calls_per_case']} statements, "
+                      f"{profile['exec_ms_per_case']} ms of execution")  # fmt: skip
             if sampler and saturated["requests"]:
                 # CPU per request of each process: unlike the rate, it holds on a busy machine.
                 cpu_after = sampler.cpu_seconds()
@@ -140,7 +169,7 @@ async def run_bench(args: argparse.Namespace, url: str, sampler: ProcessSampler 
                   f"{refused} not accepted, p99 {saturated['p99']}")  # fmt: skip
     # A fresh client: connections idle through the wrk phase have been closed by the server meanwhile.
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30, limits=limits) as c:
-        latencies, failed = await fixed_rate(c, run, args.rate, args.seconds)
+        latencies, failed = await fixed_rate(c, orders, args.rate, args.seconds)
         latencies.sort()
         if latencies:
             p50 = statistics.median(latencies) * 1000
@@ -164,7 +193,10 @@ def run_standalone(args: argparse.Namespace) -> dict:
     """Kafka, PostgreSQL and ``--replicas`` intake processes of our own (behind the gateway when more
     than one); the benchmark; everything stopped again."""
     shutil.rmtree(WORK, ignore_errors=True)
-    with local_stack(WORK, PORTS, ["intake"]) as stack, contextlib.ExitStack() as running:
+    with (
+        local_stack(WORK, PORTS, ["intake"], statement_stats=True) as stack,
+        contextlib.ExitStack() as running,
+    ):
         stack.system.start(["intake"], timeout=240)
         replicas = [stack.system.services["intake"]]
         replicas += [stack.system.process("intake", n) for n in range(2, args.replicas + 1)]
@@ -178,7 +210,7 @@ def run_standalone(args: argparse.Namespace) -> dict:
         if len(replicas) > 1:
             gateway_process, url = running.enter_context(_gateway([r.url for r in replicas]))
             pids["gateway"] = gateway_process.pid
-        results = asyncio.run(run_bench(args, url, ProcessSampler(pids)))
+        results = asyncio.run(run_bench(args, url, ProcessSampler(pids), stack.system.postgres_url))
     return results | {
         "intake_processes": len(replicas),
         "versions": {"kafka": stack.broker.version, "postgresql": stack.postgres.version},
@@ -225,8 +257,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "%(key)s"
 request = function()
   n = n + 1
-  local body = string.gsub(bodies[(n %% #bodies) + 1], "ORDERNO", "wrk-" .. run .. "-" .. n)
-  body = string.gsub(body, "PHONE", string.format("139%%08d", n))
+  local body = string.gsub(bodies[((n - 1) %% #bodies) + 1], "ORDERNO", "wrk-" .. run .. "-" .. n)
   return wrk.format(nil, "/v1/intake/hotline", nil, body)
 end
 """
@@ -236,16 +267,17 @@ def _lua_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def wrk_saturate(url: str, seconds: int, connections: int) -> dict | None:
+def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -> dict | None:
     """Accepted cases/s with wrk as the client (httpx in one process cannot saturate a server).
 
-    wrk cycles through 64 realistic work orders (categories, towns, texts) and gives every request its own
-    order number and caller, so what it measures is new cases, not idempotent replays or duplicates."""
+    wrk sends ``orders`` in turn, each with an order number of its own, so what it measures is new cases,
+    not idempotent replays (should it send them all, it starts again: their callers then repeat)."""
     wrk = shutil.which("wrk") or (infra.apt_install("wrk") or shutil.which("wrk"))
     if not wrk:
         return None
-    orders = [hotline_order(i, seed=7) | {"order_no": "ORDERNO", "caller_phone": "PHONE"} for i in range(64)]
-    bodies = ", ".join(_lua_string(json.dumps(order, ensure_ascii=False)) for order in orders)
+    bodies = ",\n".join(
+        _lua_string(json.dumps(order | {"order_no": "ORDERNO"}, ensure_ascii=False)) for order in orders
+    )
     script = Path(tempfile.mkdtemp()) / "intake.lua"
     run = uuid.uuid4().hex[:8]  # order numbers unique across runs: a reused one with another body is a 409
     script.write_text(WRK_SCRIPT % {"key": KEY, "run": run, "bodies": bodies})
