@@ -73,16 +73,18 @@ def _header_pairs(message: OutboundMessage) -> list[list[str]]:
     return [[name, value.decode()] for name, value in message.headers]
 
 
-def outbox_insert_from_arrays(first: int, join: str = "") -> str:
+def outbox_insert_from_arrays(first: int, join: str = "", where: str = "") -> str:
     """SQL inserting outbox rows from six array parameters ``$first`` … ``$first+5`` (see
-    ``outbox_columns``), for a raw asyncpg statement that writes its state and its events in one go;
-    ``join`` (e.g. ``CROSS JOIN appeal``) makes the rows conditional on another CTE's rows."""
+    ``outbox_columns``), in the order given (the relay publishes in outbox order), for a raw asyncpg
+    statement that writes its state and its events in one go; ``join`` (e.g. ``CROSS JOIN appeal``) or
+    ``where`` (on the rows ``m``) makes the rows conditional on another CTE's rows."""
     p = [f"${first + i}" for i in range(6)]
     return (
         "INSERT INTO outbox (event_id, topic, key, event_type, headers, value)"
         " SELECT m.event_id, m.topic, m.key, m.event_type, m.headers::jsonb, m.value"
         f" FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[],"
-        f" {p[5]}::bytea[]) AS m(event_id, topic, key, event_type, headers, value) {join}"
+        f" {p[5]}::bytea[]) WITH ORDINALITY AS m(event_id, topic, key, event_type, headers, value, position)"
+        f" {join} {where} ORDER BY m.position"
         " ON CONFLICT (event_id) DO NOTHING"
     )
 

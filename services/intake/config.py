@@ -29,6 +29,12 @@ class IntakeSettings(ServiceSettings):
         description="Database connections for recording new appeals (asyncpg's pool, apart from the "
         "db_pool_size connections of everything else).",
     )
+    recording_max_batch: int = Field(
+        64,
+        ge=1,
+        description="Most appeals recorded in one transaction (those that arrived while the previous "
+        "batch was written; at low load a batch is one appeal and waits for nothing).",
+    )
     case_id_prefix: str = Field("ZQ", description="Prefix of case numbers (ZQ = 章丘).")
     default_area_code: str = Field("531", description="Area code assumed for 7–8 digit local numbers (济南).")
     duplicate_same_caller_days: float = Field(

@@ -94,7 +94,7 @@ appeal_updates = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
-# The nearby-duplicate search (handlers._EARLIER): (category, 0.01° map cell, received_at). The cell key
+# The nearby-duplicate search (recording._EARLIER): (category, 0.01° map cell, received_at). The cell key
 # is an expression the query must repeat exactly for the index to serve it; migration 0003 keeps its own
 # frozen copy.
 NEARBY_CELL = "(floor(lat * 100)::int8 * 100000 + floor(lon * 100)::int8)"

@@ -125,6 +125,69 @@ async def test_fifty_concurrent_retries_with_one_idempotency_key_create_exactly_
     assert len(await intake.events()) == 1
 
 
+async def test_appeals_arriving_together_are_recorded_in_batches_each_seeing_those_before_it(intake):
+    # Forty orders posted at once: most are new; among them a repeat of one (same caller and category),
+    # a retry of another (same body), and a third's order number with other content. Whichever of each
+    # pair is written first, in whichever batch, the answers are those of one-by-one recording.
+    orders = [hotline_order(i, seed=3120) | {"category_code": "9001"} for i in range(36)]
+    repeat = hotline_order(90, seed=3120) | {
+        "category_code": "9001",
+        "caller_phone": orders[3]["caller_phone"],
+    }
+    retry = dict(orders[5])
+    conflict = hotline_order(91, seed=3120) | {"order_no": orders[6]["order_no"]}
+    posted = [*orders, repeat, retry, conflict]
+    responses = await asyncio.gather(
+        *(intake.client.post("/v1/intake/hotline", json=o, headers=HOTLINE) for o in posted)
+    )
+    stats = intake.app.state.intake.recorder.stats
+    assert stats.largest > 1 and stats.batches < len(posted)  # batches did form
+    by_order = dict(zip(range(len(posted)), responses, strict=True))
+    pair = sorted([by_order[3].json(), by_order[36].json()], key=lambda a: a["status"])
+    assert [a["status"] for a in pair] == ["duplicate", "received"]
+    assert pair[0]["duplicate_of"] == pair[1]["case_id"]
+    assert sorted([by_order[5].status_code, by_order[37].status_code]) == [200, 201]
+    assert by_order[5].json()["case_id"] == by_order[37].json()["case_id"]
+    assert sorted([by_order[6].status_code, by_order[38].status_code]) == [201, 409]
+    events = await intake.events()
+    assert sum(type(e).__name__ == "CaseReceived" for e in events) == 37  # the 36, and the repeat
+    duplicate = pair[0]["case_id"]
+    assert [type(e).__name__ for e in events if e.case_id == duplicate] == ["CaseReceived", "DuplicateLinked"]
+    async with intake.runtime.engine.connect() as conn:
+        appeals = (await conn.execute(sa.text("SELECT count(*) FROM appeals"))).scalar_one()
+    assert appeals == 37
+
+
+async def test_an_appeal_that_fails_its_batch_fails_alone_and_the_others_are_recorded(intake, monkeypatch):
+    from services.intake import appeals as feeds
+    from services.intake import handlers
+
+    service = intake.app.state.intake
+    seal = service.cipher.seal
+    doomed = "13900000000"
+
+    def failing_seal(case_id, field, clear):
+        if clear and clear.endswith(doomed):
+            raise RuntimeError("a bug that only this appeal meets")
+        return seal(case_id, field, clear)
+
+    monkeypatch.setattr(service.cipher, "seal", failing_seal)
+    orders = [hotline_order(i, seed=3121) for i in range(12)]
+    orders[4]["caller_phone"] = doomed
+    from services.intake.schemas import HotlineOrderCreate
+
+    def record(order):
+        appeal = feeds.from_hotline(HotlineOrderCreate.model_validate(order), service.rules)
+        return handlers.record_appeal(service, appeal, order)
+
+    outcomes = await asyncio.gather(*(record(o) for o in orders), return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes].count("RuntimeError") == 1
+    assert isinstance(outcomes[4], RuntimeError)
+    assert all(o.created for n, o in enumerate(outcomes) if n != 4)
+    assert service.recorder.stats.retried_alone > 1  # its batch was written again appeal by appeal
+    assert len(await intake.events()) == 11
+
+
 async def test_an_idempotency_key_reused_for_another_body_is_refused_naming_the_header(intake):
     headers = HOTLINE | {"Idempotency-Key": "k-1"}
     order = hotline_order(2, seed=3101)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.intake.domain import DuplicatePolicy, distance_m
-from services.intake.handlers import dedupe_lock_keys
+from services.intake.recording import dedupe_lock_keys
 
 POLICY = DuplicatePolicy()
 # Zhangqiu's extent, with margin
