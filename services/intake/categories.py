@@ -145,25 +145,29 @@ def _gazetteer() -> tuple[list[tuple[str, Area]], list[tuple[str, Area]]]:
 
 @dataclass(frozen=True)
 class _NameIndex:
-    """Gazetteer names by text, so an address is matched by looking up its substrings (a few hundred dict
-    probes) instead of testing every one of the district's ~2,000 names against it."""
+    """Gazetteer names by text, so an address is matched by looking up its substrings instead of testing
+    every one of the district's ~2,000 names against it: at each position of the address only the lengths
+    of the names that begin with its character there (a few dict probes, not one per name length)."""
 
     entries: list[tuple[str, Area]]
     positions: dict[str, list[int]]
-    lengths: tuple[int, ...]
+    lengths_by_first: dict[str, tuple[int, ...]]
 
     @classmethod
     def of(cls, entries: list[tuple[str, Area]]) -> _NameIndex:
         positions: dict[str, list[int]] = {}
         for position, (name, _) in enumerate(entries):
             positions.setdefault(name, []).append(position)
-        return cls(entries, positions, tuple(sorted({len(name) for name in positions})))
+        lengths: dict[str, set[int]] = {}
+        for name in positions:
+            lengths.setdefault(name[0], set()).add(len(name))
+        return cls(entries, positions, {first: tuple(sorted(ls)) for first, ls in lengths.items()})
 
     def named_in(self, text: str) -> list[Area]:
         """Areas whose name occurs in ``text``, in gazetteer order (longest names first)."""
         found: set[int] = set()
-        for length in self.lengths:
-            for start in range(len(text) - length + 1):
+        for start, first in enumerate(text):
+            for length in self.lengths_by_first.get(first, ()):
                 hit = self.positions.get(text[start : start + length])
                 if hit:
                     found.update(hit)
