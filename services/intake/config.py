@@ -24,10 +24,11 @@ class IntakeSettings(ServiceSettings):
             "(a bare key is id 1). The development key is refused in production."
         ),
     )
-    recording_pool_size: int = Field(
-        8,
-        description="Database connections for recording new appeals (asyncpg's pool, apart from the "
-        "db_pool_size connections of everything else).",
+    recording_connections: int = Field(
+        2,
+        ge=1,
+        description="Batches of new appeals written at once, each on a database connection of its own "
+        "(asyncpg's pool, apart from the db_pool_size connections of everything else).",
     )
     recording_max_batch: int = Field(
         64,

@@ -63,8 +63,9 @@ class Intake:
     @classmethod
     def build(cls, engine: AsyncEngine, settings: IntakeSettings, source: str) -> Intake:
         cipher = VaultCipher.from_setting(settings.pii_vault_keys)
-        pool = DirectPool(settings.database_url, settings.recording_pool_size)
-        return cls(engine, settings, cipher, pool, source, recorder=Recorder(settings.recording_max_batch))
+        pool = DirectPool(settings.database_url, settings.recording_connections)
+        recorder = Recorder(settings.recording_max_batch, settings.recording_connections)
+        return cls(engine, settings, cipher, pool, source, recorder=recorder)
 
     async def close(self) -> None:
         await self.recording.close()
