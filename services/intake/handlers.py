@@ -83,9 +83,10 @@ class Intake:
             timedelta(hours=s.duplicate_nearby_hours),
         )
 
-    def encode(self, events: list[CaseEvent]) -> list[OutboundMessage]:
-        """The events as Kafka messages for the case-events topic, carrying the current trace."""
-        trace = current_trace_headers()
+    def encode(self, events: list[CaseEvent], trace: dict[str, str] | None = None) -> list[OutboundMessage]:
+        """The events as Kafka messages for the case-events topic, carrying ``trace`` (by default the
+        current trace)."""
+        trace = current_trace_headers() if trace is None else trace
         topic = self.settings.case_events_topic
         return [encode_event(e, source=self.source, topic=topic, trace_headers=trace) for e in events]
 

@@ -37,7 +37,7 @@ from prometheus_client import Histogram
 from contracts.events import CaseEvent
 from runtime.consumer import is_infrastructure_error
 from runtime.db import transaction_with_locks
-from runtime.outbox import outbox_columns, outbox_insert_from_arrays
+from runtime.outbox import current_trace_headers, outbox_columns, outbox_insert_from_arrays
 from runtime.problems import Problem
 from services.intake import domain
 from services.intake.categories import UNCLASSIFIED
@@ -88,6 +88,7 @@ class _Pending:
     citizen_ref: str | None
     dedupe: bool  # look for the open case it repeats (a classified appeal with a caller or a place)
     locks: list[int]
+    trace: dict[str, str]  # W3C trace context of the request, carried by the appeal's events
     answer: asyncio.Future[Recorded]
 
     @property
@@ -128,9 +129,8 @@ class Recorder:
             else []
         )
         dedupe = bool(locks)  # with neither a caller nor a place there is nothing it could repeat
-        if (
-            idempotency is not None
-        ):  # requests carrying the same key queue: 50 simultaneous retries, one winner
+        # Requests carrying the same Idempotency-Key queue on its lock: 50 simultaneous retries, one winner.
+        if idempotency is not None:
             locks.append(_lock_key(f"idem:{idempotency.client_id}:{idempotency.key}"))
         pending = _Pending(
             appeal,
@@ -139,6 +139,7 @@ class Recorder:
             ref,
             dedupe,
             locks,
+            current_trace_headers(),  # the request's trace, not the writer task's
             asyncio.get_running_loop().create_future(),
         )
         self._queue.append(pending)
@@ -355,7 +356,7 @@ async def _insert(db: asyncpg.Connection, intake: Intake, planned: list[_Planned
     outbox rows and Idempotency-Keys; returns the case ids written."""
     rows = [plan.row for plan in planned]
     columns = [list(column) for column in zip(*rows, strict=True)]
-    messages = intake.encode([event for plan in planned for event in plan.events])
+    messages = [m for plan in planned for m in intake.encode(plan.events, plan.pending.trace)]
     keyed = [(plan, plan.pending.idempotency) for plan in planned if plan.pending.idempotency is not None]
     written = await db.fetch(
         _RECORD,

@@ -15,6 +15,16 @@ from services.sla.config import SlaSettings
 pytestmark = pytest.mark.integration
 
 
+async def _terminate(url: str, backend: int) -> None:
+    """What a restart does to every idle pooled connection: the server ends the backend."""
+    admin = await asyncpg.connect(url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", backend)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.5)  # let the event loop read the server's goodbye
+
+
 async def test_a_pooled_connection_the_server_closed_is_replaced_when_taken(infrastructure) -> None:
     name = f"it_pool_{infrastructure.run_id}"
     infrastructure.create_databases(name)
@@ -26,12 +36,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_when_taken(infr
     try:
         async with engine.connect() as conn:
             first = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-        admin = await asyncpg.connect(infrastructure.database_url(name))
-        try:  # what a restart does to every idle pooled connection
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.5)  # let the event loop read the server's goodbye
+        await _terminate(infrastructure.database_url(name), first)
         async with engine.connect() as conn:  # the pool's only connection was the closed one
             second = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
         assert second != first
@@ -53,12 +58,7 @@ async def test_the_direct_pool_replaces_a_connection_the_server_closed_and_keeps
         async with pool.acquire() as db:  # the same (only) connection, its transaction rolled back
             assert await db.fetchval("SELECT pg_backend_pid()") == first
             assert not db.is_in_transaction()
-        admin = await asyncpg.connect(infrastructure.database_url(name))
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.5)
+        await _terminate(infrastructure.database_url(name), first)
         async with pool.acquire() as db:
             assert await db.fetchval("SELECT pg_backend_pid()") != first
     finally:

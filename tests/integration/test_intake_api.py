@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+from opentelemetry import context as otel_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from contracts.envelope import decode_message, encode_event
 from contracts.events.intake import CaseClosed
@@ -19,9 +21,11 @@ from runtime import migrations
 from runtime.consumer import Delivery
 from runtime.db import outbox
 from runtime.service import ServiceRuntime
-from services.intake import consumer
+from services.intake import appeals as feeds
+from services.intake import consumer, handlers
 from services.intake.bootstrap import MIGRATIONS, build_app
 from services.intake.config import IntakeSettings
+from services.intake.schemas import HotlineOrderCreate
 from services.intake.tables import pii_access_log, pii_vault
 
 pytestmark = pytest.mark.integration
@@ -158,11 +162,19 @@ async def test_appeals_arriving_together_are_recorded_in_batches_each_seeing_tho
     assert appeals == 37
 
 
-async def test_an_appeal_that_fails_its_batch_fails_alone_and_the_others_are_recorded(intake, monkeypatch):
-    from services.intake import appeals as feeds
-    from services.intake import handlers
-
+def _recorder_of(intake):
+    """record(order) → the recorder's answer, bypassing HTTP (so tests can reach into a request's context)."""
     service = intake.app.state.intake
+
+    def record(order: dict):
+        appeal = feeds.from_hotline(HotlineOrderCreate.model_validate(order), service.rules)
+        return handlers.record_appeal(service, appeal, order)
+
+    return service, record
+
+
+async def test_an_appeal_that_fails_its_batch_fails_alone_and_the_others_are_recorded(intake, monkeypatch):
+    service, record = _recorder_of(intake)
     seal = service.cipher.seal
     doomed = "13900000000"
 
@@ -174,18 +186,33 @@ async def test_an_appeal_that_fails_its_batch_fails_alone_and_the_others_are_rec
     monkeypatch.setattr(service.cipher, "seal", failing_seal)
     orders = [hotline_order(i, seed=3121) for i in range(12)]
     orders[4]["caller_phone"] = doomed
-    from services.intake.schemas import HotlineOrderCreate
-
-    def record(order):
-        appeal = feeds.from_hotline(HotlineOrderCreate.model_validate(order), service.rules)
-        return handlers.record_appeal(service, appeal, order)
-
     outcomes = await asyncio.gather(*(record(o) for o in orders), return_exceptions=True)
     assert [type(o).__name__ for o in outcomes].count("RuntimeError") == 1
     assert isinstance(outcomes[4], RuntimeError)
     assert all(o.created for n, o in enumerate(outcomes) if n != 4)
     assert service.recorder.stats.retried_alone > 1  # its batch was written again appeal by appeal
     assert len(await intake.events()) == 11
+
+
+async def test_each_appeal_of_a_batch_carries_its_own_requests_trace(intake):
+    service, record = _recorder_of(intake)
+
+    async def traced(order: dict, trace_id: int):
+        span = NonRecordingSpan(SpanContext(trace_id, 0x1234, is_remote=True, trace_flags=TraceFlags(1)))
+        token = otel_context.attach(set_span_in_context(span))
+        try:
+            return await record(order)
+        finally:
+            otel_context.detach(token)
+
+    orders = [hotline_order(i, seed=3122) for i in range(10)]
+    answers = await asyncio.gather(*(traced(o, 0xABC000 + n) for n, o in enumerate(orders)))
+    assert service.recorder.stats.largest > 1
+    async with intake.runtime.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(outbox.c.key, outbox.c.headers))).all()
+    parents = {key: dict(headers).get("traceparent", "") for key, headers in rows}
+    for n, answer in enumerate(answers):
+        assert parents[answer.case_id].split("-")[1] == f"{0xABC000 + n:032x}"
 
 
 async def test_an_idempotency_key_reused_for_another_body_is_refused_naming_the_header(intake):
