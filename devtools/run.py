@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,9 +82,19 @@ def run_all() -> int:
     if tracing_on():
         env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{JAEGER_OTLP_HTTP_PORT}")
     honcho = Path(sys.executable).parent / "honcho"
+    supervisor = subprocess.Popen([str(honcho), "start", "-f", str(procfile), "-d", str(REPO)], env=env)
     try:
-        return subprocess.call([str(honcho), "start", "-f", str(procfile), "-d", str(REPO)], env=env)
+        return supervisor.wait()
     except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches honcho too; a SIGINT sent to this process alone must as well, and
+        # honcho must be left to stop the services before the infrastructure (subprocess.call killed it,
+        # which left every process it started running).
+        supervisor.send_signal(signal.SIGINT)
+        try:
+            supervisor.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            supervisor.terminate()
+            supervisor.wait()
         return 0
 
 
