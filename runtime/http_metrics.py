@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -40,6 +41,13 @@ class HttpMetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "?")
-            REQUESTS.labels(method, template, str(status["code"])).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - start)
+            counter, latency = _children(scope.get("method", "?"), template, status["code"])
+            counter.inc()
+            latency.observe(time.perf_counter() - start)
+
+
+@functools.lru_cache(maxsize=1024)
+def _children(method: str, template: str, status: int) -> tuple[Any, Any]:
+    """The label children of one (method, route, status): found once, not on every request (templates,
+    not raw paths, so the set is small; the cache bounds it anyway)."""
+    return REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template)

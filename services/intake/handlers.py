@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -70,11 +71,11 @@ class Intake:
     async def close(self) -> None:
         await self.recording.close()
 
-    @property
+    @cached_property
     def rules(self) -> Normalisation:
         return Normalisation(self.settings.default_area_code, self.settings.max_attachments)
 
-    @property
+    @cached_property
     def duplicate_policy(self) -> domain.DuplicatePolicy:
         s = self.settings
         return domain.DuplicatePolicy(
