@@ -34,6 +34,7 @@ import asyncpg
 import orjson
 from prometheus_client import Histogram
 
+from contracts.envelope import OutboundMessage
 from contracts.events import CaseEvent
 from runtime.consumer import is_infrastructure_error
 from runtime.db import transaction_with_locks
@@ -95,6 +96,14 @@ class _Pending:
     def external(self) -> tuple[str, str]:
         return self.appeal.source.value, self.appeal.external_id
 
+    @property
+    def lat(self) -> float | None:
+        return self.appeal.location.lat if self.appeal.location else None
+
+    @property
+    def lon(self) -> float | None:
+        return self.appeal.location.lon if self.appeal.location else None
+
 
 @dataclass
 class RecorderStats:
@@ -121,8 +130,8 @@ class Recorder:
     ) -> Recorded:
         dedupe = appeal.category.category != UNCLASSIFIED and not appeal.resolved_on_spot
         ref = domain.citizen_ref(appeal.contact.phone, intake.settings.citizen_ref_secret)
-        lat = appeal.location.lat if appeal.location else None
-        lon = appeal.location.lon if appeal.location else None
+        location = appeal.location
+        lat, lon = (location.lat, location.lon) if location else (None, None)
         locks = (
             dedupe_lock_keys(appeal.category.category, ref, lat, lon, intake.duplicate_policy)
             if dedupe
@@ -199,7 +208,7 @@ class _Planned:
     pending: _Pending
     recorded: Recorded
     row: tuple
-    events: list[CaseEvent]
+    messages: list[OutboundMessage]  # its events, encoded with its request's trace
 
 
 async def _record_batch(intake: Intake, batch: list[_Pending]) -> list[Recorded | Problem]:
@@ -289,13 +298,11 @@ class _Decisions:
         settings = intake.settings
         match = None
         if pending.dedupe:
-            lat = appeal.location.lat if appeal.location else None
-            lon = appeal.location.lon if appeal.location else None
             match = domain.find_duplicate(
                 appeal.category.category,
                 pending.citizen_ref,
-                lat,
-                lon,
+                pending.lat,
+                pending.lon,
                 appeal.received_at,
                 [*self.candidates.get(n, ()), *self.primaries],
                 intake.duplicate_policy,
@@ -309,17 +316,18 @@ class _Decisions:
         if appeal.resolved_on_spot:
             events.append(domain.closed_on_spot(case_id, now, appeal.actor))
         elif pending.dedupe and primary is None:
-            location = appeal.location
             self.primaries.append(
                 domain.OpenCase(
                     case_id,
                     appeal.category.category,
                     pending.citizen_ref,
-                    location.lat if location else None,
-                    location.lon if location else None,
+                    pending.lat,
+                    pending.lon,
                     appeal.received_at,
                 )
             )
+        # Encoded here, once: the CaseReceived's JSON is both the appeal row's ``event`` and its outbox value.
+        messages = intake.encode(events, pending.trace)
         token = str(uuid.uuid4())
         contact = appeal.contact
         masked_text = appeal.description != appeal.description_clear
@@ -331,11 +339,11 @@ class _Decisions:
             pending.fingerprint,
             event.received_at,
             "closed" if appeal.resolved_on_spot else "open",
-            event.model_dump_json(),
+            messages[0].value.decode(),
             appeal.category.category,
             event.citizen.citizen_ref,
-            appeal.location.lat if appeal.location else None,
-            appeal.location.lon if appeal.location else None,
+            pending.lat,
+            pending.lon,
             primary,
             appeal.service_code,
             token,
@@ -348,7 +356,7 @@ class _Decisions:
         )
         shown = "closed" if appeal.resolved_on_spot else ("duplicate" if primary else "received")
         recorded = Recorded(case_id=case_id, created=True, status=shown, duplicate_of=primary, token=token)
-        return _Planned(pending, recorded, row, events)
+        return _Planned(pending, recorded, row, messages)
 
 
 async def _insert(db: asyncpg.Connection, intake: Intake, planned: list[_Planned]) -> set[str]:
@@ -356,7 +364,7 @@ async def _insert(db: asyncpg.Connection, intake: Intake, planned: list[_Planned
     outbox rows and Idempotency-Keys; returns the case ids written."""
     rows = [plan.row for plan in planned]
     columns = [list(column) for column in zip(*rows, strict=True)]
-    messages = [m for plan in planned for m in intake.encode(plan.events, plan.pending.trace)]
+    messages = [message for plan in planned for message in plan.messages]
     keyed = [(plan, plan.pending.idempotency) for plan in planned if plan.pending.idempotency is not None]
     written = await db.fetch(
         _RECORD,
@@ -488,9 +496,7 @@ async def _earlier(
     caller, nearby = policy.same_caller_window, policy.nearby_window
     columns: list[list] = [[] for _ in range(15)]
     for n, pending in enumerate(batch):
-        appeal = pending.appeal
-        lat = appeal.location.lat if appeal.location else None
-        lon = appeal.location.lon if appeal.location else None
+        appeal, lat, lon = pending.appeal, pending.lat, pending.lon
         d_lat, d_lon = _box(policy, lat) if lat is not None else (0.0, 0.0)
         values = (
             n,

@@ -44,13 +44,22 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_when_taken(infr
         await engine.dispose()
 
 
-async def test_the_direct_pool_replaces_a_connection_the_server_closed_and_keeps_no_transaction_open(
-    infrastructure,
-) -> None:
-    name = f"it_direct_pool_{infrastructure.run_id}"
+@pytest.fixture
+def direct_database(infrastructure, request) -> str:
+    """A fresh database for one test: its plain URL (the DirectPool takes the SQLAlchemy form)."""
+    name = f"it_{request.node.name[5:30]}_{infrastructure.run_id}"
     infrastructure.create_databases(name)
-    settings = SlaSettings(postgres_url=infrastructure.postgres_url, database_name=name, environment="test")
-    pool = DirectPool(settings.database_url, size=1)
+    return infrastructure.database_url(name)
+
+
+def _direct_pool(url: str, size: int) -> DirectPool:
+    return DirectPool(url.replace("postgresql://", "postgresql+asyncpg://", 1), size=size)
+
+
+async def test_the_direct_pool_replaces_a_connection_the_server_closed_and_keeps_no_transaction_open(
+    direct_database,
+) -> None:
+    pool = _direct_pool(direct_database, size=1)
     try:
         async with pool.acquire() as db:
             first = await db.fetchval("SELECT pg_backend_pid()")
@@ -58,7 +67,7 @@ async def test_the_direct_pool_replaces_a_connection_the_server_closed_and_keeps
         async with pool.acquire() as db:  # the same (only) connection, its transaction rolled back
             assert await db.fetchval("SELECT pg_backend_pid()") == first
             assert not db.is_in_transaction()
-        await _terminate(infrastructure.database_url(name), first)
+        await _terminate(direct_database, first)
         async with pool.acquire() as db:
             assert await db.fetchval("SELECT pg_backend_pid()") != first
     finally:
@@ -66,12 +75,9 @@ async def test_the_direct_pool_replaces_a_connection_the_server_closed_and_keeps
 
 
 async def test_a_transaction_with_locks_holds_them_until_it_ends_and_rolls_back_on_error(
-    infrastructure,
+    direct_database,
 ) -> None:
-    name = f"it_locks_{infrastructure.run_id}"
-    infrastructure.create_databases(name)
-    url = infrastructure.database_url(name)
-    pool = DirectPool(url.replace("postgresql://", "postgresql+asyncpg://", 1), size=2)
+    pool = _direct_pool(direct_database, size=2)
     held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
     try:
         async with pool.acquire() as db, pool.acquire() as other:
