@@ -34,7 +34,7 @@ def build_app(settings: IntakeSettings | None = None, runtime: ServiceRuntime | 
             ConsumerSpec(
                 settings.consumer_group,
                 [settings.case_events_topic],
-                consumer.handle,
+                unit_of_work=consumer.open_unit,
                 handles=consumer.HANDLES,
             )
         ],

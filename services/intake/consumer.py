@@ -1,14 +1,22 @@
 """Intake's reaction to case events: keep each appeal's status, notes and responsible agency in step with
-the log (for Open311 reads and citizen actions), and close duplicates with their primary case."""
+the log (for Open311 reads and citizen actions), and close duplicates with their primary case.
+
+A unit of work per consumed batch (runtime.consumer): one read locks the appeal rows the batch's events
+concern (and the open duplicates of every primary it closes), each event then changes the rows in
+memory, in log order, and ``finish`` writes every changed row in one statement and the duplicates'
+CaseClosed events in another. The rows end as the events applied one by one would leave them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.envelope import encode_event
+from contracts.envelope import OutboundMessage, encode_event
 from contracts.events import CaseClosed
 from contracts.events.intake import AppealWithdrawn, CaseReopened, DuplicateLinked
 from contracts.events.routing import (
@@ -18,9 +26,8 @@ from contracts.events.routing import (
     CaseTransferred,
     ReplySubmitted,
 )
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, UnitOfWork
 from runtime.outbox import enqueue
-from services.intake.tables import appeals
 
 SOURCE = "/gridline/intake"
 
@@ -38,53 +45,6 @@ HANDLES = (
     DuplicateLinked,
 )
 
-
-async def handle(conn: AsyncConnection, delivery: Delivery) -> None:
-    """Apply one case event to intake's appeal row (the consumer loop records it in the inbox)."""
-    event = delivery.envelope.event
-    values: dict = {}
-    if isinstance(event, CaseClosed):
-        values = {
-            "status": sa.case((appeals.c.status == "withdrawn", "withdrawn"), else_="closed"),
-            "status_notes": _CLOSED_NOTES.get(event.reason, "已办结"),
-        }
-        await _close_duplicates(conn, delivery, event)
-    elif isinstance(event, AppealWithdrawn):
-        values = {"status": "withdrawn", "status_notes": "市民已撤诉"}
-    elif isinstance(event, CaseReopened):
-        values = {"status": "open", "reopen_count": event.reopen_count, "status_notes": "市民不满意，已重办"}
-    elif isinstance(event, CaseAssigned):
-        values = {"agency_responsible": event.assignee.name, "status_notes": f"已派发至{event.assignee.name}"}
-    elif isinstance(event, CaseTransferred):
-        values = {
-            "agency_responsible": event.to_assignee.name,
-            "status_notes": f"已转办至{event.to_assignee.name}",
-        }
-    elif isinstance(event, AssignmentAccepted):
-        values = {"agency_responsible": event.assignee.name, "status_notes": f"{event.assignee.name}已签收"}
-    elif isinstance(event, CaseSentToTriage):
-        values = {"status_notes": "待人工分拨"}
-    elif isinstance(event, ReplySubmitted):
-        values = {
-            "status": sa.case(
-                (appeals.c.status.in_(["closed", "withdrawn"]), appeals.c.status), else_="replied"
-            ),
-            "reply_count": appeals.c.reply_count + 1,
-            "status_notes": f"{event.assignee.name}已答复",
-        }
-    elif isinstance(event, DuplicateLinked):
-        values = {
-            "duplicate_of": event.primary_case_id,
-            "status_notes": f"重复件，并入{event.primary_case_id}",
-        }
-    if values:
-        await conn.execute(
-            sa.update(appeals)
-            .where(appeals.c.case_id == event.case_id)
-            .values(**values, updated_at=event.occurred_at)
-        )
-
-
 _CLOSED_NOTES = {
     "resolved_on_spot": "即知即改，已办结",
     "citizen_satisfied": "市民满意，已办结",
@@ -92,33 +52,139 @@ _CLOSED_NOTES = {
     "withdrawn": "市民已撤诉",
     "duplicate": "重复件，随主件办结",
 }
+_OPEN = ("open", "replied")
 
 
-async def _close_duplicates(conn: AsyncConnection, delivery: Delivery, primary: CaseClosed) -> None:
-    """A duplicate is closed with its primary case (one CaseClosed each, emitted once thanks to the inbox)."""
-    if primary.reason == "duplicate":
-        return
-    rows = (
-        await conn.execute(
-            sa.select(appeals.c.case_id).where(
-                appeals.c.duplicate_of == primary.case_id, appeals.c.status.in_(["open", "replied"])
-            )
-        )
-    ).all()
-    now = datetime.now(UTC)
-    messages = [
-        encode_event(
-            CaseClosed(
-                case_id=row.case_id,
-                occurred_at=now,
-                actor="intake",
-                reason="duplicate",
-                note=f"随主件 {primary.case_id} 办结",
-            ),
-            source=SOURCE,
-            topic=delivery.topic,
-            trace_headers=delivery.envelope.trace_headers,
-        )
-        for row in rows
-    ]
-    await enqueue(conn, messages)
+@dataclass
+class AppealRow:
+    """The columns of an appeal row that case events change."""
+
+    case_id: str
+    status: str
+    duplicate_of: str | None
+    status_notes: str | None
+    agency_responsible: str | None
+    reply_count: int
+    reopen_count: int
+    updated_at: datetime
+    changed: bool = False
+
+
+class AppealEvents:
+    """The unit of work over one batch of case events (see the module's docstring)."""
+
+    def __init__(self, conn: AsyncConnection, rows: dict[str, AppealRow]) -> None:
+        self._conn = conn
+        self._rows = rows
+        self._messages: list[OutboundMessage] = []
+
+    @classmethod
+    async def open(cls, conn: AsyncConnection, deliveries: Sequence[Delivery]) -> AppealEvents:
+        events = [d.envelope.event for d in deliveries]
+        closing = [e.case_id for e in events if isinstance(e, CaseClosed) and e.reason != "duplicate"]
+        db: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+        # Locked in case_id order, so two batches that share rows cannot wait for each other in a cycle.
+        records = await db.fetch(_LOCK_ROWS, sorted({e.case_id for e in events}), closing)
+        return cls(conn, {r["case_id"]: AppealRow(**r) for r in records})
+
+    async def handle(self, delivery: Delivery) -> None:
+        event = delivery.envelope.event
+        row = self._rows.get(event.case_id)
+        if row is None:
+            return  # not an appeal of this intake (or not yet recorded): nothing to keep in step
+        if isinstance(event, CaseClosed):
+            row.status = "withdrawn" if row.status == "withdrawn" else "closed"
+            row.status_notes = _CLOSED_NOTES.get(event.reason, "已办结")
+            if event.reason != "duplicate":
+                self._close_duplicates(delivery, event)
+        elif isinstance(event, AppealWithdrawn):
+            row.status, row.status_notes = "withdrawn", "市民已撤诉"
+        elif isinstance(event, CaseReopened):
+            row.status, row.reopen_count, row.status_notes = "open", event.reopen_count, "市民不满意，已重办"
+        elif isinstance(event, CaseAssigned):
+            row.agency_responsible = event.assignee.name
+            row.status_notes = f"已派发至{event.assignee.name}"
+        elif isinstance(event, CaseTransferred):
+            row.agency_responsible = event.to_assignee.name
+            row.status_notes = f"已转办至{event.to_assignee.name}"
+        elif isinstance(event, AssignmentAccepted):
+            row.agency_responsible = event.assignee.name
+            row.status_notes = f"{event.assignee.name}已签收"
+        elif isinstance(event, CaseSentToTriage):
+            row.status_notes = "待人工分拨"
+        elif isinstance(event, ReplySubmitted):
+            if row.status not in ("closed", "withdrawn"):
+                row.status = "replied"
+            row.reply_count += 1
+            row.status_notes = f"{event.assignee.name}已答复"
+        elif isinstance(event, DuplicateLinked):
+            row.duplicate_of = event.primary_case_id
+            row.status_notes = f"重复件，并入{event.primary_case_id}"
+        else:
+            return
+        row.updated_at = event.occurred_at
+        row.changed = True
+
+    def _close_duplicates(self, delivery: Delivery, primary: CaseClosed) -> None:
+        """A duplicate is closed with its primary case: one CaseClosed for each that is still open (emitted
+        once thanks to the inbox; the duplicate's row changes when its own CaseClosed comes back)."""
+        now = datetime.now(UTC)
+        for row in self._rows.values():
+            if row.duplicate_of == primary.case_id and row.status in _OPEN:
+                closed = CaseClosed(
+                    case_id=row.case_id,
+                    occurred_at=now,
+                    actor="intake",
+                    reason="duplicate",
+                    note=f"随主件 {primary.case_id} 办结",
+                )
+                self._messages.append(
+                    encode_event(
+                        closed,
+                        source=SOURCE,
+                        topic=delivery.topic,
+                        trace_headers=delivery.envelope.trace_headers,
+                    )
+                )
+
+    async def finish(self) -> None:
+        changed = [row for row in self._rows.values() if row.changed]
+        if changed:
+            db: asyncpg.Connection = (await self._conn.get_raw_connection()).driver_connection
+            columns = [
+                [getattr(row, name) for row in changed]
+                for name in (
+                    "case_id", "status", "duplicate_of", "status_notes", "agency_responsible",
+                    "reply_count", "reopen_count", "updated_at",
+                )
+            ]  # fmt: skip
+            await db.execute(_WRITE_ROWS, *columns)
+        await enqueue(self._conn, self._messages)
+
+
+_COLUMNS = (
+    "case_id, status, duplicate_of, status_notes, agency_responsible, reply_count, reopen_count, updated_at"
+)
+_LOCK_ROWS = f"""
+SELECT {_COLUMNS} FROM appeals
+WHERE case_id = ANY($1::text[])
+   OR (duplicate_of = ANY($2::text[]) AND status IN ('open', 'replied'))
+ORDER BY case_id
+FOR UPDATE
+"""
+_WRITE_ROWS = """
+UPDATE appeals SET
+    status = c.status, duplicate_of = c.duplicate_of, status_notes = c.status_notes,
+    agency_responsible = c.agency_responsible, reply_count = c.reply_count, reopen_count = c.reopen_count,
+    updated_at = c.updated_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],
+            $8::timestamptz[])
+    AS c(case_id, status, duplicate_of, status_notes, agency_responsible, reply_count, reopen_count,
+         updated_at)
+WHERE appeals.case_id = c.case_id
+"""
+
+
+async def open_unit(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> UnitOfWork:
+    """runtime.consumer's unit-of-work factory for intake's case-event consumer."""
+    return await AppealEvents.open(conn, deliveries)

@@ -14,11 +14,20 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from contracts.envelope import decode_message, encode_event
-from contracts.events.intake import CaseClosed
-from contracts.events.routing import Assignee, AssigneeKind, ReplySubmitted
+from contracts.events.intake import AppealWithdrawn, CaseClosed, CaseReopened, DuplicateLinked
+from contracts.events.routing import (
+    Assignee,
+    AssigneeKind,
+    AssignmentAccepted,
+    CaseAssigned,
+    CaseSentToTriage,
+    CaseTransferred,
+    ReplySubmitted,
+    RoutingBasis,
+)
 from devtools.sample import hotline_order
 from runtime import migrations
-from runtime.consumer import Delivery
+from runtime.consumer import Delivery, apply_in_unit
 from runtime.db import outbox
 from runtime.service import ServiceRuntime
 from services.intake import appeals as feeds
@@ -26,7 +35,7 @@ from services.intake import consumer, handlers
 from services.intake.bootstrap import MIGRATIONS, build_app
 from services.intake.config import IntakeSettings
 from services.intake.schemas import HotlineOrderCreate
-from services.intake.tables import pii_access_log, pii_vault
+from services.intake.tables import appeals, pii_access_log, pii_vault
 
 pytestmark = pytest.mark.integration
 _names = itertools.count(1)
@@ -77,12 +86,16 @@ class InProcessIntake:
         ]
         return [e for e in decoded if case_id is None or e.case_id == case_id]
 
-    async def apply(self, event) -> None:
-        """Feed one case event to intake's consumer handler, as the consumer loop would."""
-        message = encode_event(event, source="/gridline/tests", topic=self.settings.case_events_topic)
-        envelope = decode_message(message.key.encode(), message.headers, message.value)
+    async def apply(self, *events) -> None:
+        """Feed case events to intake's consumer, in one transaction, as the consumer loop applies a batch."""
+        topic = self.settings.case_events_topic
+        deliveries = []
+        for offset, event in enumerate(events):
+            message = encode_event(event, source="/gridline/tests", topic=topic)
+            envelope = decode_message(message.key.encode(), message.headers, message.value)
+            deliveries.append(Delivery(envelope, topic, 0, offset))
         async with self.runtime.engine.begin() as conn:
-            await consumer.handle(conn, Delivery(envelope, self.settings.case_events_topic, 0, 0))
+            await apply_in_unit(consumer.open_unit, conn, deliveries)
 
 
 @pytest.fixture
@@ -283,6 +296,102 @@ async def test_closing_a_primary_closes_its_open_duplicates_once_and_nothing_els
     await intake.apply(with_primary)  # the duplicate's own CaseClosed comes back from the log
     await intake.apply(closed.model_copy(update={"occurred_at": datetime.now(UTC)}))  # the primary again
     assert len(await intake.events(repeat["case_id"])) == 3  # closed once: it is no longer open
+
+
+HISTORY_ENDS = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def _case_history(primary: str, repeat: str, other: str, late: str) -> list:
+    """A stretch of the case log over four appeals: the primary is answered, reopened, answered again
+    and closed; ``late`` is linked to it as a duplicate on the way; ``other`` bounces and is withdrawn."""
+    at = itertools.count()
+
+    def when() -> datetime:
+        return datetime(2026, 11, 20, 9, tzinfo=UTC) + timedelta(minutes=next(at))
+
+    cgj = Assignee(kind=AssigneeKind.DEPARTMENT, code="CGJ", name="区城管局")
+    zjj = Assignee(kind=AssigneeKind.DEPARTMENT, code="ZJJ", name="区住建局")
+    basis = RoutingBasis(method="point-in-polygon", reason="test")
+    return [
+        CaseAssigned(case_id=primary, occurred_at=when(), actor="routing", assignment_id="p1", assignee=cgj,
+                     basis=basis),
+        CaseAssigned(case_id=other, occurred_at=when(), actor="routing", assignment_id="o1", assignee=cgj,
+                     basis=basis),
+        AssignmentAccepted(case_id=primary, occurred_at=when(), actor="CGJ", assignment_id="p1",
+                           assignee=cgj),
+        CaseTransferred(case_id=other, occurred_at=when(), actor="CGJ", from_assignment_id="o1",
+                        from_assignee=cgj, to_assignee=zjj, reason="不属本单位"),
+        ReplySubmitted(case_id=primary, occurred_at=when(), actor="CGJ", assignment_id="p1", assignee=cgj,
+                       reply="已维修"),
+        DuplicateLinked(case_id=late, occurred_at=when(), actor="intake", primary_case_id=primary,
+                        similarity=0.9, reason="operator"),
+        CaseReopened(case_id=primary, occurred_at=when(), actor="intake", reason="不满意", reopen_count=1),
+        CaseSentToTriage(case_id=other, occurred_at=when(), actor="routing", reason="两次退单"),
+        ReplySubmitted(case_id=primary, occurred_at=when(), actor="CGJ", assignment_id="p1", assignee=cgj,
+                       reply="已更换灯具"),
+        AppealWithdrawn(case_id=other, occurred_at=when(), actor="intake", reason="已自行解决"),
+        CaseClosed(case_id=primary, occurred_at=when(), actor="intake", reason="citizen_satisfied"),
+        CaseClosed(case_id=other, occurred_at=when(), actor="intake", reason="withdrawn"),
+        ReplySubmitted(case_id=other, occurred_at=when(), actor="ZJJ", assignment_id="o2", assignee=zjj,
+                       reply="迟到的答复"),
+    ]  # fmt: skip
+
+
+async def test_a_batch_of_case_events_leaves_the_appeals_as_the_events_one_by_one_would(intake):
+    """The consumer applies a whole batch in memory and writes once; each event must still see the ones
+    before it (a reply after the close keeps the case closed, a duplicate linked in the batch is closed
+    with its primary), and the rows and the duplicates' CaseClosed must equal one-by-one application."""
+
+    async def four_appeals(seed: int) -> list[str]:
+        first = hotline_order(seed, seed=seed) | {"category_code": "9001"}
+        repeat = hotline_order(seed + 1, seed=seed) | {
+            "category_code": "9001",
+            "caller_phone": first["caller_phone"],
+        }
+        other = hotline_order(seed + 2, seed=seed + 1) | {"category_code": "9002"}
+        late = hotline_order(seed + 3, seed=seed + 2) | {"category_code": "9003"}
+        ids = []
+        for body in (first, repeat, other, late):
+            answer = await intake.client.post("/v1/intake/hotline", json=body, headers=HOTLINE)
+            assert answer.status_code == 201
+            ids.append(answer.json()["case_id"])
+            assert answer.json()["duplicate_of"] == (ids[0] if body is repeat else None)
+        return ids
+
+    one_by_one, batched = await four_appeals(3300), await four_appeals(3400)
+    for event in _case_history(*one_by_one):
+        await intake.apply(event)
+    await intake.apply(*_case_history(*batched))
+
+    async def state(ids: list[str]) -> list[tuple]:
+        names = dict(zip(ids, ("primary", "repeat", "other", "late"), strict=True))
+        async with intake.runtime.engine.connect() as conn:
+            rows = {
+                r.case_id: r for r in await conn.execute(sa.select(appeals).where(appeals.c.case_id.in_(ids)))
+            }
+        result = []
+        for case_id in ids:
+            row = rows[case_id]
+            closing = [e for e in await intake.events(case_id) if isinstance(e, CaseClosed)]
+            result.append((
+                row.status, names.get(row.duplicate_of),
+                row.status_notes.replace(row.duplicate_of or "-", "P"),
+                row.agency_responsible, row.reply_count, row.reopen_count,
+                row.updated_at if row.updated_at < HISTORY_ENDS else "when recorded",
+                [(e.reason, e.note.replace(ids[0], "P")) for e in closing],
+            ))  # fmt: skip
+        return result
+
+    expected = await state(one_by_one)
+    assert [row[:2] for row in expected] == [
+        ("closed", None),
+        ("open", "primary"),
+        ("withdrawn", None),
+        ("open", "primary"),
+    ]
+    assert expected[0][4:6] == (2, 1) and expected[2][3] == "区住建局"
+    assert [len(row[7]) for row in expected] == [0, 1, 0, 1]  # each duplicate told to close, once
+    assert await state(batched) == expected
 
 
 async def test_the_same_caller_five_days_later_is_linked_though_it_is_past_the_nearby_window(intake):
