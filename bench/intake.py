@@ -124,6 +124,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--replicas", type=int, default=1, help="intake processes, behind the gateway when more than one"
     )
+    parser.add_argument(
+        "--worker",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="intake's consumer and outbox relay in a worker process of their own, the HTTP processes "
+        "serving requests only (GRIDLINE_PROCESS_ROLE, the production layout); --no-worker: one process "
+        "does everything",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "intake.json", help="results JSON")
     return parser.parse_args(argv)
 
@@ -197,14 +205,14 @@ def run_standalone(args: argparse.Namespace) -> dict:
         local_stack(WORK, PORTS, ["intake"], statement_stats=True) as stack,
         contextlib.ExitStack() as running,
     ):
-        stack.system.start(["intake"], timeout=240)
-        replicas = [stack.system.services["intake"]]
-        replicas += [stack.system.process("intake", n) for n in range(2, args.replicas + 1)]
-        for replica in replicas[1:]:
-            replica.start()
-        for replica in replicas[1:]:
-            replica.wait_ready(240)
+        role = {"GRIDLINE_PROCESS_ROLE": "http"} if args.worker else {}
+        replicas = [stack.system.process("intake", n, **role) for n in range(1, args.replicas + 1)]
+        workers = [stack.system.worker("intake")] if args.worker else []
+        for process in replicas + workers:  # the first applies the migrations; the others wait for it
+            process.start()
+            process.wait_ready(240)
         pids = {replica_key("intake", r.replica): r.process.pid for r in replicas if r.process}
+        pids |= {"intake-worker": w.process.pid for w in workers if w.process}
         pids |= {"kafka": stack.broker.process.pid, "postgres": stack.postgres.process.pid}
         url = stack.system.url("intake")
         if len(replicas) > 1:
@@ -213,6 +221,7 @@ def run_standalone(args: argparse.Namespace) -> dict:
         results = asyncio.run(run_bench(args, url, ProcessSampler(pids), stack.system.postgres_url))
     return results | {
         "intake_processes": len(replicas),
+        "intake_worker_process": args.worker,
         "versions": {"kafka": stack.broker.version, "postgresql": stack.postgres.version},
     }
 

@@ -18,6 +18,10 @@ import httpx
 SERVICES: dict[str, int] = {"intake": 8001, "routing": 8002, "sla": 8003, "notify": 8004, "projection": 8005}
 REPO = Path(__file__).resolve().parent.parent
 REPLICA_PORT_STEP = 10  # replica n of a service listens on its port + 10 * (n - 1)
+WORKER_PORT_STEP = 50  # a service's worker process (GRIDLINE_PROCESS_ROLE=worker) listens on its port + 50
+# Services deployed as HTTP processes beside a worker in production (deploy/k8s): intake, whose HTTP
+# processes then spend their CPU on requests alone (docs/intake.md, Throughput).
+SPLIT_IN_PRODUCTION = ("intake",)
 
 
 def replica_key(service: str, replica: int = 1) -> str:
@@ -41,6 +45,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
@@ -128,6 +133,17 @@ class LocalSystem:
         env = self.env_for(service)
         env.update(GRIDLINE_HTTP_PORT=str(port), **overrides)
         proc = ServiceProcess(service, port, env, self.log_dir / f"{key}.log", replica=replica)
+        self.services[key] = proc
+        return proc
+
+    def worker(self, service: str) -> ServiceProcess:
+        """A new (not yet started) worker process of ``service``: its consumers, outbox relay and background
+        jobs, for HTTP processes started with ``GRIDLINE_PROCESS_ROLE=http``."""
+        key = f"{service}-worker"
+        port = SERVICES[service] + self.port_offset + WORKER_PORT_STEP
+        env = self.env_for(service)
+        env.update(GRIDLINE_HTTP_PORT=str(port), GRIDLINE_PROCESS_ROLE="worker")
+        proc = ServiceProcess(service, port, env, self.log_dir / f"{key}.log")
         self.services[key] = proc
         return proc
 

@@ -210,8 +210,10 @@ class EventConsumer:
         commit_interval_s: float = 1.0,
         fault_exit_after_db_commit: int = 0,
         after_commit: Callable[[], None] | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.name = name
+        self._linger_s = linger_s
         self._consumer = consumer
         self._producer = producer
         self._engine = engine
@@ -253,6 +255,10 @@ class EventConsumer:
                 await self._commit_offsets()
                 self.status.last_error = None
                 backoff = 0.5
+                polled = sum(len(records) for records in batches.values())
+                if self._linger_s and 0 < polled < self._batch_size:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self._linger_s)
             except Exception as exc:
                 if not is_infrastructure_error(exc):
                     raise

@@ -91,6 +91,11 @@ def _refuse_closed_connection(dbapi_connection, connection_record, connection_pr
         raise sa.exc.DisconnectionError("the database server closed this pooled connection")
 
 
+def asyncpg_dsn(database_url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+asyncpg://…``) as the DSN asyncpg connects with."""
+    return sa.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class DirectPool:
     """asyncpg's own pool, for a hot path that speaks asyncpg directly (intake's recording of appeals).
 
@@ -105,9 +110,7 @@ class DirectPool:
     """
 
     def __init__(self, database_url: str, size: int, acquire_timeout_s: float = 30.0) -> None:
-        self._dsn = (
-            sa.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        )
+        self._dsn = asyncpg_dsn(database_url)
         self._size = size
         self._timeout = acquire_timeout_s
         self._pool: asyncpg.Pool | None = None

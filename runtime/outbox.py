@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import asyncpg
 import orjson
@@ -32,6 +32,10 @@ tracer = trace.get_tracer("gridline.outbox")
 PUBLISHED = Counter("gridline_outbox_published_total", "Events published by the outbox relay", ["event_type"])
 BACKLOG = Gauge("gridline_outbox_backlog", "Unpublished outbox rows seen at the last claim")
 OLDEST_AGE = Gauge("gridline_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
+
+# A service whose relay may run in another process than its writers (``process_role`` worker) has a
+# trigger on its outbox that notifies this channel when rows are committed (intake's migration 0004).
+NOTIFY_CHANNEL = "gridline_outbox"
 
 
 def current_trace_headers() -> dict[str, str]:
@@ -121,17 +125,42 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval_s: float = 0.2,
+        linger_s: float = 0.0,
     ) -> None:
         self._engine = engine
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._linger_s = linger_s  # after a wake, wait for the commits that follow it
         self._wake = asyncio.Event()
         self.healthy = True
 
     def wake(self) -> None:
         """Tell the relay new rows were committed (saves waiting for the next poll)."""
         self._wake.set()
+
+    async def listen(self, dsn: str, stop: asyncio.Event) -> None:
+        """Wake on the database's outbox notifications (``NOTIFY_CHANNEL``) until ``stop``: how a relay
+        learns of rows that another process committed. While the listening connection is down the relay
+        still polls; it reconnects."""
+        backoff = 0.5
+        while not stop.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+                self.wake()  # rows committed while no one listened
+                backoff = 0.5
+                await _first_of(stop.wait(), lost.wait())
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox.listen_failed", error=str(exc), error_type=type(exc).__name__)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close(timeout=2)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; back off on errors, never give up."""
@@ -157,6 +186,8 @@ class OutboxRelay:
                 )
                 waiter.cancel()
                 stopper.cancel()
+                if self._linger_s and self._wake.is_set():
+                    await _sleep_or_stop(stop, self._linger_s)
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch; returns how many rows were published.
@@ -217,6 +248,15 @@ def _publish_headers(
         inject(fresh)
     kept = [(name, value) for name, value in stored if name not in ("traceparent", "tracestate")]
     return [(name, value.encode()) for name, value in kept + sorted(fresh.items())]
+
+
+async def _first_of(*waits: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -35,7 +35,7 @@ from runtime.consumer import (
     UnitOfWorkFactory,
     is_infrastructure_error,
 )
-from runtime.db import create_engine
+from runtime.db import asyncpg_dsn, create_engine
 from runtime.http_metrics import HttpMetricsMiddleware
 from runtime.logging import configure_logging
 from runtime.nul_guard import RejectNulCharacters
@@ -89,6 +89,7 @@ class ServiceRuntime:
             self.producer,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
+            linger_s=settings.outbox_linger_s,
         )
 
     def wake_relay(self) -> None:
@@ -121,51 +122,22 @@ def create_app(
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     configure_telemetry(settings.service_name)
 
+    role = settings.process_role
+    runs_work = role != "http"  # consumers, the outbox relay and background jobs
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        await kafka.wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=120)
-        topics = {settings.case_events_topic: settings.case_events_partitions}
-        topics[kafka.dlq_topic(settings.case_events_topic)] = 1
-        if extra_topics:
-            topics.update(extra_topics())
-        await kafka.ensure_topics(
-            settings.kafka_bootstrap_servers,
-            topics,
-            replication_factor=settings.kafka_replication_factor,
-            retention_forever=frozenset({settings.case_events_topic}),
-        )
-        await runtime.start_producer()
-        assert runtime.relay is not None and runtime.producer is not None
-        tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
-        for spec in consumers:
-            client = kafka.create_consumer(settings.kafka_bootstrap_servers, spec.name)
-            consumer = EventConsumer(
-                name=spec.name,
-                consumer=client,
-                producer=runtime.producer,
-                engine=runtime.engine,
-                handler=spec.handler,
-                batch_handler=spec.batch_handler,
-                unit_of_work=spec.unit_of_work,
-                handles=spec.handles,
-                batch_size=settings.consumer_batch_size,
-                commit_interval_s=settings.consumer_commit_interval_s,
-                fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
-                after_commit=runtime.wake_relay,
-            )
-            client.subscribe(list(spec.topics), listener=consumer.rebalance_listener())
-            await client.start()
-            runtime.consumers.append(consumer)
-            task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
-            task.add_done_callback(_crash_on_failure)
-            tasks.append(task)
-        for index, job in enumerate(background):
-            task = asyncio.create_task(job(stop), name=f"background-{index}")
-            task.add_done_callback(_crash_on_failure)
-            tasks.append(task)
+        tasks: list[asyncio.Task] = []
+        if runs_work:
+            tasks = await _start_work(runtime, consumers, extra_topics, background, stop)
         runtime.ready = True
-        log.info("service.started", port=settings.http_port, consumers=[c.name for c in runtime.consumers])
+        log.info(
+            "service.started",
+            port=settings.http_port,
+            role=role,
+            consumers=[c.name for c in runtime.consumers],
+        )
         try:
             yield
         finally:
@@ -174,7 +146,8 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             for consumer in runtime.consumers:
                 await consumer._consumer.stop()
-            await runtime.producer.stop()
+            if runtime.producer is not None:
+                await runtime.producer.stop()
             for close in runtime.closers:
                 await close()
             await runtime.engine.dispose()
@@ -188,9 +161,67 @@ def create_app(
     instrument_app(app, runtime.engine)
     app.state.runtime = runtime
     app.include_router(_health_router(runtime))
-    for router in routers:
-        app.include_router(router)
+    if role != "worker":
+        for router in routers:
+            app.include_router(router)
     return app
+
+
+async def _start_work(
+    runtime: ServiceRuntime,
+    consumers: Sequence[ConsumerSpec],
+    extra_topics: Callable[[], dict[str, int]] | None,
+    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]],
+    stop: asyncio.Event,
+) -> list[asyncio.Task]:
+    """Kafka topics, producer, outbox relay, consumers and background jobs: the part of a service that
+    an ``http`` process leaves to its worker. Returns the running tasks."""
+    settings = runtime.settings
+    await kafka.wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=120)
+    topics = {settings.case_events_topic: settings.case_events_partitions}
+    topics[kafka.dlq_topic(settings.case_events_topic)] = 1
+    if extra_topics:
+        topics.update(extra_topics())
+    await kafka.ensure_topics(
+        settings.kafka_bootstrap_servers,
+        topics,
+        replication_factor=settings.kafka_replication_factor,
+        retention_forever=frozenset({settings.case_events_topic}),
+    )
+    await runtime.start_producer()
+    assert runtime.relay is not None and runtime.producer is not None
+    tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
+    if settings.process_role == "worker":  # the rows are written by other processes: listen for them
+        listener = runtime.relay.listen(asyncpg_dsn(settings.database_url), stop)
+        tasks.append(asyncio.create_task(listener, name="outbox-listener"))
+    for spec in consumers:
+        client = kafka.create_consumer(settings.kafka_bootstrap_servers, spec.name)
+        consumer = EventConsumer(
+            name=spec.name,
+            consumer=client,
+            producer=runtime.producer,
+            engine=runtime.engine,
+            handler=spec.handler,
+            batch_handler=spec.batch_handler,
+            unit_of_work=spec.unit_of_work,
+            handles=spec.handles,
+            batch_size=settings.consumer_batch_size,
+            commit_interval_s=settings.consumer_commit_interval_s,
+            fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
+            after_commit=runtime.wake_relay,
+            linger_s=settings.consumer_linger_s,
+        )
+        client.subscribe(list(spec.topics), listener=consumer.rebalance_listener())
+        await client.start()
+        runtime.consumers.append(consumer)
+        task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
+        task.add_done_callback(_crash_on_failure)
+        tasks.append(task)
+    for index, job in enumerate(background):
+        task = asyncio.create_task(job(stop), name=f"background-{index}")
+        task.add_done_callback(_crash_on_failure)
+        tasks.append(task)
+    return tasks
 
 
 class ForwardedPrefixMiddleware:
@@ -235,8 +266,9 @@ def _health_router(runtime: ServiceRuntime) -> APIRouter:
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready
             checks["database"] = f"error: {type(exc).__name__}"
-        relay_ok = runtime.relay is not None and runtime.relay.healthy
-        checks["kafka"] = "ok" if runtime.ready and relay_ok else "error: not connected"
+        if runtime.settings.process_role != "http":  # an http process has no Kafka client
+            relay_ok = runtime.relay is not None and runtime.relay.healthy
+            checks["kafka"] = "ok" if runtime.ready and relay_ok else "error: not connected"
         for consumer in runtime.consumers:
             status = consumer.status
             if status.last_error:

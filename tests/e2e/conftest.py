@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from contracts.envelope import encode_event
 from devtools.system import SERVICES, LocalSystem
+from runtime import kafka
 from tests.conftest import TEST_DIR, TEST_SERVICE_PORT_OFFSET
 from tests.trace_collector import TraceCollector
 
@@ -58,6 +60,19 @@ DEV_KEYS = {
     "operator": "dev-operator-key",
     "sre": "dev-sre-key",
 }
+
+
+async def publish_event(system: LocalSystem, event, *, source: str, client_id: str) -> None:
+    """Put one case event on the system's case log, as the service named by ``source`` would."""
+    message = encode_event(event, source=source, topic=system.case_events_topic)
+    producer = kafka.create_producer(system.kafka_bootstrap, client_id)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            message.topic, message.value, key=message.key.encode(), headers=message.headers
+        )
+    finally:
+        await producer.stop()
 
 
 def client_for(system: LocalSystem, service: str, key: str | None) -> httpx.Client:

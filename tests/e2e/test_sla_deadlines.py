@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from contracts.envelope import encode_event
 from contracts.events.routing import CaseAssigned
 from devtools.sample import hotline_order
-from runtime import kafka
-from tests.e2e.conftest import DEV_KEYS, client_for
+from tests.e2e.conftest import DEV_KEYS, client_for, publish_event
 
 _orders = itertools.count(1)
 
@@ -77,15 +75,7 @@ async def assignment_of(system, routing: httpx.Client, case_id: str) -> str:
         assignee={"kind": "department", "code": "ZJJ", "name": "区住建局"},
         basis={"method": "operator"},
     )
-    message = encode_event(event, source="/gridline/routing", topic=system.case_events_topic)
-    producer = kafka.create_producer(system.kafka_bootstrap, "e2e-sla")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            message.topic, message.value, key=message.key.encode(), headers=message.headers
-        )
-    finally:
-        await producer.stop()
+    await publish_event(system, event, source="/gridline/routing", client_id="e2e-sla")
     return event.assignment_id
 
 
