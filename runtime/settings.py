@@ -56,7 +56,7 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description=(
             "After a poll that was not full, wait this long before the next, so the events that arrive "
-            "meanwhile are handled in one transaction. Default 0, and 0.05 in a worker process, which "
+            "meanwhile are handled in one transaction. Default 0, and 0.2 in a worker process, which "
             "nothing else keeps busy: polling eagerly, it handled a few events per transaction and spent "
             "three times the CPU per event."
         ),
@@ -66,7 +66,7 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description=(
             "After a wake, wait this long before claiming outbox rows, so the rows of the commits that "
-            "arrive meanwhile are published together. Default 0, and 0.01 in a worker process (woken by "
+            "arrive meanwhile are published together. Default 0, and 0.02 in a worker process (woken by "
             "every commit of the http processes)."
         ),
     )
@@ -115,7 +115,7 @@ class ServiceSettings(BaseSettings):
 
     def model_post_init(self, __context: object) -> None:
         if self.process_role == "worker":
-            for name, linger in (("consumer_linger_s", 0.05), ("outbox_linger_s", 0.01)):
+            for name, linger in (("consumer_linger_s", 0.2), ("outbox_linger_s", 0.02)):
                 if name not in self.model_fields_set:
                     setattr(self, name, linger)
         if self.environment == "production" and self.fault_exit_after_db_commit:

@@ -14,7 +14,7 @@ def _settings(**values) -> IntakeSettings:
 def test_a_worker_lingers_between_polls_and_wakes_unless_told_otherwise():
     assert (_settings().consumer_linger_s, _settings().outbox_linger_s) == (0.0, 0.0)
     worker = _settings(process_role="worker")
-    assert (worker.consumer_linger_s, worker.outbox_linger_s) == (0.05, 0.01)
+    assert (worker.consumer_linger_s, worker.outbox_linger_s) == (0.2, 0.02)
     eager = _settings(process_role="worker", consumer_linger_s=0, outbox_linger_s=0.002)
     assert (eager.consumer_linger_s, eager.outbox_linger_s) == (0.0, 0.002)
 
