@@ -154,13 +154,14 @@ class OutboxRelay:
                 self.wake()  # rows committed while no one listened
                 backoff = 0.5
                 await _first_of(stop.wait(), lost.wait())
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # any failure: poll meanwhile, then listen again
                 log.warning("outbox.listen_failed", error=str(exc), error_type=type(exc).__name__)
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
                 if conn is not None and not conn.is_closed():
-                    await conn.close(timeout=2)
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; back off on errors, never give up."""

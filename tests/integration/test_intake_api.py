@@ -7,6 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -28,7 +29,8 @@ from contracts.events.routing import (
 from devtools.sample import hotline_order
 from runtime import migrations
 from runtime.consumer import Delivery, apply_in_unit
-from runtime.db import outbox
+from runtime.db import asyncpg_dsn, outbox
+from runtime.outbox import OutboxRelay
 from runtime.service import ServiceRuntime
 from services.intake import appeals as feeds
 from services.intake import consumer, handlers
@@ -611,3 +613,39 @@ async def test_migration_0003_swaps_the_duplicate_search_indexes_and_reverts(inf
         assert await indexes() == at_head
     finally:
         await engine.dispose()
+
+
+async def test_a_commit_wakes_a_relay_listening_in_another_process_and_it_listens_again_after_a_restart(
+    intake, infrastructure
+):
+    """Intake's outbox notifies (migration intake_0004); a worker's relay listens. A restart of the server
+    ends the listening connection: the relay connects again and hears the next commit."""
+    url = infrastructure.database_url(intake.settings.database_name)
+    relay = OutboxRelay(intake.runtime.engine, producer=None)  # type: ignore[arg-type]  # listens only
+    woken = asyncio.Event()
+    relay.wake = woken.set  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    listening = asyncio.create_task(relay.listen(asyncpg_dsn(intake.settings.database_url), stop))
+    try:
+        for round_ in range(2):
+            await asyncio.wait_for(woken.wait(), 10)  # connected: it wakes once for what it missed
+            await asyncio.sleep(0.2)
+            woken.clear()
+            order = hotline_order(60 + round_, seed=3601)
+            assert (
+                await intake.client.post("/v1/intake/hotline", json=order, headers=HOTLINE)
+            ).status_code == 201
+            await asyncio.wait_for(woken.wait(), 5)
+            woken.clear()
+            admin = await asyncpg.connect(url)
+            try:  # what a restart does to the listening backend
+                ended = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            finally:
+                await admin.close()
+            assert ended == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(listening, 10)
