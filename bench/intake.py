@@ -212,7 +212,9 @@ def run_standalone(args: argparse.Namespace) -> dict:
             process.start()
             process.wait_ready(240)
         pids = {replica_key("intake", r.replica): r.process.pid for r in replicas if r.process}
-        pids |= {"intake-worker": w.process.pid for w in workers if w.process}
+        for worker in workers:
+            if worker.process:
+                pids["intake-worker"] = worker.process.pid
         pids |= {"kafka": stack.broker.process.pid, "postgres": stack.postgres.process.pid}
         url = stack.system.url("intake")
         if len(replicas) > 1:
