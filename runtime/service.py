@@ -113,7 +113,8 @@ def create_app(
     extra_topics: Callable[[], dict[str, int]] | None = None,
     background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
 ) -> FastAPI:
-    """The FastAPI app of a service, with lifespan-managed producer, relay and consumers.
+    """The FastAPI app of a service, with lifespan-managed producer, relay and consumers; what the process
+    runs of it follows ``settings.process_role`` (all, http: the routers only, worker: all but the routers).
 
     ``background``: long-running tasks of the service (e.g. sla's timer runner), each called with the
     stop event once the producer and relay run; a task that dies of a bug stops the process.
