@@ -138,11 +138,7 @@ class DirectPool:
                     reset=_rollback_if_open,
                     # A batch's statements look costly to the planner (a row per appeal, each probing
                     # indexes), enough for JIT compilation, which took 20-40 ms to save microseconds.
-                    # Planned for each execution: a generic plan cached while the table was small
-                    # (a fresh database under a burst, before autovacuum's first ANALYZE) read the
-                    # whole 48-hour window of appeals for every duplicate search, 13 ms per batch at
-                    # 6,000 appeals and growing (auto_explain, 2026-11-28); planning costs ~0.1 ms.
-                    server_settings={"jit": "off", "plan_cache_mode": "force_custom_plan"},
+                    server_settings={"jit": "off"},
                 )
         return self._pool
 
