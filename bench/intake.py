@@ -6,10 +6,11 @@ bench/results/intake.json (``--output``); ``--replicas N`` starts N intake proce
 gateway (its real config, devtools/gateway.py) and measures through the gateway. With ``--url
 http://127.0.0.1:8001`` it measures a running intake (``make run``) instead.
 
-Phase 1 sends as fast as ``--concurrency`` httpx clients allow; phase 2 saturates with wrk (an httpx
-client in one Python process is itself the bottleneck); phase 3 offers ``--rate`` requests/s open loop (a
-slow server does not slow the offered load) and reports p50/p99 — the client shares the cores, so at high
-rates its own latency is in the figure. Every request is a new 12345 work order from the workload
+Phase 1 sends as fast as ``--concurrency`` Python clients allow (bench/_http.py's keep-alive pool);
+phase 2 saturates with wrk (a client in one Python process is itself a bottleneck); phase 3 offers
+``--rate`` requests/s open loop (a slow server does not slow the offered load) and reports p50/p99 — the
+client shares the cores, so its own delays are in the figure: the results give its CPU per request, and
+wrk's in phase 2, beside the servers'. Every request is a new 12345 work order from the workload
 generator's stream (devtools/workload): its category codes (85 % coded, so dedupe's locks and searches
 run), places, callers and re-reports (重复件, ~6 %, found and linked as in production), each with an
 order number of its own. Prints the machine's core count, because numbers mean nothing without it.
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,10 +32,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 from bench import _pgstat
+from bench._http import ConnectionLost, HttpPool
 from bench._stack import Ports, local_stack
 from bench._watch import ProcessSampler, cpu_per
 from devtools import gateway, infra
@@ -46,6 +48,7 @@ WORK = REPO / ".local" / "bench-intake"
 RESULTS = REPO / "bench" / "results"
 PORTS = Ports(kafka=39192, kafka_controller=39193, postgres=39532, service_offset=31100)
 KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
+HEADERS = {"X-API-Key": KEY}
 WRK_ORDERS_PER_S = 1500  # orders prepared for the wrk phase, per second of it (more than it sends here)
 
 
@@ -64,9 +67,7 @@ class Orders:
         return [self.next() for _ in range(count)]
 
 
-async def saturate(
-    client: httpx.AsyncClient, orders: Orders, seconds: float, concurrency: int
-) -> tuple[int, int]:
+async def saturate(client: HttpPool, orders: Orders, seconds: float, concurrency: int) -> tuple[int, int]:
     """Closed loop: ``concurrency`` workers post back to back; returns (accepted, refused)."""
     accepted = refused = 0
     deadline = time.perf_counter() + seconds
@@ -74,7 +75,7 @@ async def saturate(
     async def worker() -> None:
         nonlocal accepted, refused
         while time.perf_counter() < deadline:
-            response = await client.post("/v1/intake/hotline", json=orders.next())
+            response = await client.post("/v1/intake/hotline", json=orders.next(), headers=HEADERS)
             if response.status_code == 201:
                 accepted += 1
             else:
@@ -85,7 +86,7 @@ async def saturate(
 
 
 async def fixed_rate(
-    client: httpx.AsyncClient, orders: Orders, rate: float, seconds: float
+    client: HttpPool, orders: Orders, rate: float, seconds: float
 ) -> tuple[list[float], int]:
     """Open loop at ``rate`` requests/s; returns latencies (seconds) of accepted requests, and how many
     requests were not accepted (an error status or a transport error)."""
@@ -97,8 +98,8 @@ async def fixed_rate(
         nonlocal failed
         started = time.perf_counter()
         try:
-            response = await client.post("/v1/intake/hotline", json=order)
-        except httpx.TransportError:
+            response = await client.post("/v1/intake/hotline", json=order, headers=HEADERS)
+        except ConnectionLost:
             failed += 1
             return
         if response.status_code == 201:
@@ -143,17 +144,18 @@ async def run_bench(
     wrk phase's statements as PostgreSQL profiled them."""
     orders = Orders(uuid.uuid4().hex[:6])  # order numbers unique across runs (a reused one is a 409)
     results: dict = {"cores": os.cpu_count(), "target": url, "seconds_per_phase": args.seconds}
-    limits = httpx.Limits(max_connections=max(args.concurrency, 64))
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30, limits=limits) as c:
+    target = urlsplit(url)
+    client = HttpPool(target.hostname or "127.0.0.1", target.port or 80, size=max(args.concurrency, 64))
+    try:
         print(f"cores: {os.cpu_count()}  target: {url}")
-        accepted, refused = await saturate(c, orders, args.seconds, args.concurrency)
-        results["httpx_closed_loop"] = {
+        accepted, refused = await saturate(client, orders, args.seconds, args.concurrency)
+        results["closed_loop"] = {
             "clients": args.concurrency,
             "accepted_per_s": round(accepted / args.seconds, 1),
             "refused": refused,
         }
         print(f"sustained: {accepted / args.seconds:.1f} accepted cases/s over {args.seconds:.0f}s "
-              f"({args.concurrency} clients; {refused} refused)")  # fmt: skip
+              f"({args.concurrency} Python clients; {refused} refused)")  # fmt: skip
         cpu_before = sampler.cpu_seconds() if sampler else {}
         sessions = await _pgstat.reset(postgres_url) if postgres_url else {}
         wrk_orders = orders.take(int(args.seconds) * WRK_ORDERS_PER_S)
@@ -169,31 +171,42 @@ async def run_bench(
             if sampler and saturated["requests"]:
                 # CPU per request of each process: unlike the rate, it holds on a busy machine.
                 cpu_after = sampler.cpu_seconds()
-                saturated["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, saturated["requests"])
+                saturated["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, saturated["requests"]) | {
+                    "wrk": round(1000 * saturated.pop("cpu_s") / saturated["requests"], 2)
+                }
                 print(f"CPU ms per request: {saturated['cpu_ms_per_request']}")
             results["wrk_closed_loop"] = saturated
             rate, refused = saturated["requests_per_s"], saturated["non_2xx"]
             print(f"sustained with wrk ({saturated['connections']} connections): {rate} requests/s, "
                   f"{refused} not accepted, p99 {saturated['p99']}")  # fmt: skip
-    # A fresh client: connections idle through the wrk phase have been closed by the server meanwhile.
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30, limits=limits) as c:
-        latencies, failed = await fixed_rate(c, orders, args.rate, args.seconds)
-        latencies.sort()
-        if latencies:
-            p50 = statistics.median(latencies) * 1000
-            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-            results["fixed_rate"] = {
-                "offered_per_s": args.rate,
-                "accepted": len(latencies),
-                "offered": int(args.rate * args.seconds),
-                "not_accepted": failed,
-                "p50_ms": round(p50, 1),
-                "p99_ms": round(p99, 1),
-            }
-            print(
-                f"at {args.rate:.0f}/s offered: {len(latencies)} accepted ({failed} not), "
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-            )
+        # Connections idle through the wrk phase have been closed by the server meanwhile: the pool
+        # opens new ones.
+        cpu_before = sampler.cpu_seconds() if sampler else {}
+        latencies, failed = await fixed_rate(client, orders, args.rate, args.seconds)
+        cpu_after = sampler.cpu_seconds() if sampler else {}
+    finally:
+        await client.close()
+    latencies.sort()
+    if latencies:
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        results["fixed_rate"] = {
+            "offered_per_s": args.rate,
+            "accepted": len(latencies),
+            "offered": int(args.rate * args.seconds),
+            "not_accepted": failed,
+            "p50_ms": round(p50, 1),
+            "p99_ms": round(p99, 1),
+        }
+        if sampler:
+            results["fixed_rate"]["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, len(latencies))
+        print(
+            f"at {args.rate:.0f}/s offered: {len(latencies)} accepted ({failed} not), "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+        if sampler:
+            cpu = results["fixed_rate"]["cpu_ms_per_request"]
+            print(f"CPU ms per request at that rate (bench: the client): {cpu}")
     return results
 
 
@@ -220,7 +233,9 @@ def run_standalone(args: argparse.Namespace) -> dict:
         if len(replicas) > 1:
             gateway_process, url = running.enter_context(_gateway([r.url for r in replicas]))
             pids["gateway"] = gateway_process.pid
-        results = asyncio.run(run_bench(args, url, ProcessSampler(pids), stack.system.postgres_url))
+        sampler = ProcessSampler(pids | {"bench": os.getpid()})
+        sampler.own_only.add("bench")  # its children are the servers
+        results = asyncio.run(run_bench(args, url, sampler, stack.system.postgres_url))
     return results | {
         "intake_processes": len(replicas),
         "intake_worker_process": args.worker,
@@ -279,7 +294,8 @@ def _lua_string(text: str) -> str:
 
 
 def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -> dict | None:
-    """Accepted cases/s with wrk as the client (httpx in one process cannot saturate a server).
+    """Accepted cases/s with wrk as the client (a Python client in one process cannot saturate a server),
+    and the CPU seconds wrk used (``cpu_s``).
 
     wrk sends ``orders`` in turn, each with an order number of its own, so what it measures is new cases,
     not idempotent replays (should it send them all, it starts again: their callers then repeat)."""
@@ -292,12 +308,17 @@ def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -
     script = Path(tempfile.mkdtemp()) / "intake.lua"
     run = uuid.uuid4().hex[:8]  # order numbers unique across runs: a reused one with another body is a 409
     script.write_text(WRK_SCRIPT % {"key": KEY, "run": run, "bodies": bodies})
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped meanwhile
+    cpu_s = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
     total = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
     requests = next((int(line.split()[0]) for line in out.splitlines() if " requests in " in line), 0)
     refused = sum(int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line)
@@ -308,6 +329,7 @@ def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -
         "non_2xx": refused,
         "p99": p99,
         "connections": connections,
+        "cpu_s": cpu_s,
     }
 
 
