@@ -146,9 +146,9 @@ def create_app(
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             for consumer in runtime.consumers:
-                await consumer._consumer.stop()
+                await stop_kafka_client(f"consumer {consumer.name}", consumer._consumer.stop)
             if runtime.producer is not None:
-                await runtime.producer.stop()
+                await stop_kafka_client("producer", runtime.producer.stop)
             for close in runtime.closers:
                 await close()
             await runtime.engine.dispose()
@@ -238,6 +238,25 @@ class ForwardedPrefixMiddleware:
                     scope = dict(scope, root_path=value.decode("latin-1").rstrip("/"))
                     break
         await self.app(scope, receive, send)
+
+
+async def stop_kafka_client(name: str, stop: Callable[[], Awaitable[None]]) -> None:
+    """Stop a Kafka client at shutdown whatever state the broker is in.
+
+    When Kafka goes first (``make run``'s supervisor signals every process at once), aiokafka's fetcher
+    cancels its pending fetch while it backs off from the lost connection, and that CancelledError comes
+    out of ``stop()``: the lifespan failed and uvicorn logged a traceback. Nothing is lost (offsets are
+    committed after each unit of work, events leave through the outbox), so it is a warning; a
+    cancellation of this task itself still propagates."""
+    try:
+        await stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("service.kafka_client_stop_interrupted", client=name)
+    except Exception as exc:  # noqa: BLE001 - shutdown goes on; the error is logged
+        log.warning("service.kafka_client_stop_failed", client=name, error=repr(exc))
 
 
 def _crash_on_failure(task: asyncio.Task) -> None:
