@@ -171,9 +171,8 @@ async def run_bench(
             if sampler and saturated["requests"]:
                 # CPU per request of each process: unlike the rate, it holds on a busy machine.
                 cpu_after = sampler.cpu_seconds()
-                saturated["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, saturated["requests"]) | {
-                    "wrk": round(1000 * saturated.pop("cpu_s") / saturated["requests"], 2)
-                }
+                servers = cpu_per(cpu_before, cpu_after, saturated["requests"])
+                saturated["cpu_ms_per_request"] = servers | saturated["cpu_ms_per_request"]
                 print(f"CPU ms per request: {saturated['cpu_ms_per_request']}")
             results["wrk_closed_loop"] = saturated
             rate, refused = saturated["requests_per_s"], saturated["non_2xx"]
@@ -198,14 +197,12 @@ async def run_bench(
             "p50_ms": round(p50, 1),
             "p99_ms": round(p99, 1),
         }
-        if sampler:
-            results["fixed_rate"]["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, len(latencies))
         print(
             f"at {args.rate:.0f}/s offered: {len(latencies)} accepted ({failed} not), "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
         if sampler:
-            cpu = results["fixed_rate"]["cpu_ms_per_request"]
+            cpu = results["fixed_rate"]["cpu_ms_per_request"] = cpu_per(cpu_before, cpu_after, len(latencies))
             print(f"CPU ms per request at that rate (bench: the client): {cpu}")
     return results
 
@@ -295,7 +292,7 @@ def _lua_string(text: str) -> str:
 
 def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -> dict | None:
     """Accepted cases/s with wrk as the client (a Python client in one process cannot saturate a server),
-    and the CPU seconds wrk used (``cpu_s``).
+    and wrk's own CPU per request (``cpu_ms_per_request``).
 
     wrk sends ``orders`` in turn, each with an order number of its own, so what it measures is new cases,
     not idempotent replays (should it send them all, it starts again: their callers then repeat)."""
@@ -316,9 +313,7 @@ def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -
         check=True,
     ).stdout
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped meanwhile
-    cpu_s = (children_after.ru_utime - children_before.ru_utime) + (
-        children_after.ru_stime - children_before.ru_stime
-    )
+    cpu_s = sum(getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
     total = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
     requests = next((int(line.split()[0]) for line in out.splitlines() if " requests in " in line), 0)
     refused = sum(int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line)
@@ -329,7 +324,7 @@ def wrk_saturate(url: str, orders: list[dict], seconds: int, connections: int) -
         "non_2xx": refused,
         "p99": p99,
         "connections": connections,
-        "cpu_s": cpu_s,
+        "cpu_ms_per_request": {"wrk": round(1000 * cpu_s / max(requests, 1), 2)},
     }
 
 
