@@ -95,8 +95,9 @@ def write_markdown(results: dict, path: Path) -> str:
         f"FastAPI {v['fastapi']} · uvicorn {v['uvicorn']} · load average at start "
         f"{results['loadavg_1_5_15_at_start']} (a shared machine: timings are noisy)",
         "",
-        "Latencies in ms from the client's 2xx. visible = projection's committed offset passed the case "
-        "(every case, 100 ms polls); sample = GET /v1/cases/{id} polled every 200 ms for a few cases.",
+        "Latencies in ms from the client's 2xx. visible = the projection's applied offset (its tracking "
+        "row, written with the read model) passed the case (every case, 100 ms polls); "
+        "sample = GET /v1/cases/{id} polled every 200 ms for a few cases.",
         "",
         "| offered/s | accepted/s | projected/s | visible p50 | p95 | p99 | sample p50 | sample p99 | "
         "dispatch p50 | p95 | p99 | HTTP p99 | saturated |",

@@ -26,13 +26,15 @@ and tripped circuits, and that churn was counted as the cost of a case.)
    no follow-ups); wall time until the last one is projected.
 
 How latencies are measured (all from the client's wall clock at the 2xx answer of the POST):
-- accept → visible: the projection commits a partition's Kafka offset right after the transaction that
-  made the batch queryable, so a case is visible once its consumer group's committed offset passes the
-  case's CaseReceived record. A plain aiokafka reader of the case log learns each CaseReceived's partition
-  and offset; one admin request every 100 ms (list_consumer_group_offsets) marks every case behind the
-  committed offsets visible. That costs the same at any load and is an upper bound, late by at most the
-  poll interval. Cross-check: a sample of cases (``--probe-per-s``, at most 8 in flight) is polled with
-  GET /v1/cases/{id} every 200 ms until it answers 200; both are reported.
+- accept → visible: the projection writes each partition's last applied offset (its ``tracking`` row) in
+  the transaction that makes the batch queryable, so a case is visible once that row passes the case's
+  CaseReceived record. A plain aiokafka reader of the case log learns each CaseReceived's partition and
+  offset; one read of the projection's tracking rows every 100 ms marks every case behind them visible.
+  That costs the same at any load and is an upper bound, late by at most the poll interval. (Until
+  2026-11-28 this read the consumer group's committed Kafka offsets, which a busy consumer commits at most
+  once a second: every visible latency before then includes up to a second of that.) Cross-check: a
+  sample of cases (``--probe-per-s``, at most 8 in flight) is polled with GET /v1/cases/{id} every 200 ms
+  until it answers 200; both are reported.
 - accept → dispatch: the CreateTime of the case's first ``assigned`` work item on gridline.dispatch.<dept>
   (set by routing's relay when it publishes), read by a plain aiokafka consumer. Cases routed to a grid or
   to triage, and duplicates, get no dispatch item.
@@ -120,6 +122,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-raw", action="store_true", help="no raw limits (no ratios)")
     parser.add_argument("--skip-steps", action="store_true", help="only the replay")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="GRIDLINE_X=VALUE",
+        help="a setting for every service (repeatable), to measure a tuning: "
+        "--service-env GRIDLINE_CONSUMER_LINGER_S=0.05",
+    )
     return parser.parse_args(argv)
 
 
@@ -158,7 +168,11 @@ class Bench:
     def __init__(self, system: LocalSystem, args: argparse.Namespace, pids: dict[str, int]) -> None:
         self.system, self.args = system, args
         self.stream = iter(Workload(seed=args.seed, start=datetime.now(CST), run=f"e2e{int(time.time())}"))
-        self.progress = ProjectionProgress(system.kafka_bootstrap, PROJECTION_GROUP)
+        self.progress = ProjectionProgress(
+            f"{system.postgres_url}/{system.database_name('projection')}",
+            PROJECTION_GROUP,
+            system.case_events_topic,
+        )
         self.case_log = CaseLog(system.kafka_bootstrap, system.case_events_topic, self.progress.add)
         self.feed = DispatchFeed()
         topics = [dispatch_topic(code) for code in department_codes()]
@@ -461,7 +475,8 @@ def main(argv: list[str] | None = None) -> None:
         extra_env={
             "GRIDLINE_NOTIFY_INTAKE_URL": intake_url,
             "GRIDLINE_NOTIFY_SMTP_PORT": str(SINK_SMTP_PORT),
-        },
+        }
+        | dict(setting.split("=", 1) for setting in args.service_env),
         statement_stats=True,
     ) as stack:
         broker, postgres, system = stack.broker, stack.postgres, stack.system
