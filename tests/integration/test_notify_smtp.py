@@ -5,6 +5,7 @@ concurrent mails share a bounded number of connections."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.subjects: list[str] = []
         self.sessions: set[int] = set()
+        self.envelopes: list = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if address.endswith("@refused.example"):
@@ -37,6 +39,7 @@ class Mailbox:
             email.message_from_bytes(envelope.content, policy=email.policy.default)["Subject"]
         )
         self.sessions.add(id(session))
+        self.envelopes.append(envelope)
         return "250 OK"
 
 
@@ -90,6 +93,29 @@ async def test_messages_in_a_row_share_one_connection_and_concurrent_ones_are_al
     assert len(box.sessions) == 1
     await asyncio.gather(*(smtp.send(outgoing(n), "cgj@zhangqiu.example", None) for n in range(3, 9)))
     assert sorted(box.subjects) == sorted(f"工单{n}" for n in range(9))
+
+
+async def test_the_mail_as_received_reads_back_in_chinese_with_its_envelope_and_ids(mailbox):
+    box, _ = mailbox
+    smtp = SmtpSender(
+        host="127.0.0.1", port=SMTP_PORT, sender="章丘区12345热线 <noreply@zhangqiu.example>", timeout_s=5
+    )
+    title = "【章丘区12345】工单 GL-20261128-000123 已派发至区住房和城乡建设局，请于 2 个工作日内签收" * 2
+    body = "市民反映明水街道某小区楼道灯损坏。\n.以点开头的一行\n工单编号 GL-20261128-000123"
+    message = dataclasses.replace(outgoing(7), title=title, body=body, case_id="GL-20261128-000123")
+    await smtp.send(message, "cgj@zhangqiu.example", None)
+    [envelope] = box.envelopes
+    assert (envelope.mail_from, envelope.rcpt_tos) == ("noreply@zhangqiu.example", ["cgj@zhangqiu.example"])
+    assert envelope.content.isascii()  # 7-bit on the wire: encoded words and base64
+    mail = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert mail["From"].addresses[0].display_name == "章丘区12345热线"
+    assert mail["From"].addresses[0].addr_spec == "noreply@zhangqiu.example"
+    assert (mail["To"], mail["Subject"]) == ("cgj@zhangqiu.example", title)
+    assert mail.get_content_type() == "text/plain" and mail.get_content_charset() == "utf-8"
+    assert mail.get_content() == body
+    assert "n-7@gridline.notify" in mail["Message-ID"]
+    assert (mail["X-Gridline-Case"], mail["X-Gridline-Notification"]) == ("GL-20261128-000123", "n-7")
+    assert mail["Date"].datetime == message.created_at.replace(microsecond=0)
 
 
 async def test_a_kept_connection_the_server_closed_is_replaced_without_failing_the_message(mailbox):
