@@ -20,6 +20,7 @@ from runtime.auth import Principal, require
 from runtime.problems import Problem
 from runtime.service import ServiceRuntime
 from services.sla import handlers, store
+from services.sla.book import ClockBook, SlaCase
 from services.sla.context import SlaContext
 from services.sla.domain.calendar import PACKAGE_BASIS
 from services.sla.schemas import (
@@ -104,7 +105,8 @@ async def _clock_action(
     request = {"case_id": case_id, "action": action, "body": body.model_dump() if body else None}
     digest = idempotency.request_hash(request)
     async with runtime.engine.begin() as conn:
-        case = await store.lock_case(conn, case_id)  # serialises concurrent actions (and retries) per case
+        book = await ClockBook.open(conn, [case_id])  # locks the case: concurrent actions (and retries) wait
+        case = book.cases.get(case_id)
         if case is None:
             raise Problem(404, "case-not-found", f"sla knows no case {case_id}.", case_id=case_id)
         if idempotency_key is not None:
@@ -117,12 +119,13 @@ async def _clock_action(
                 )
         try:
             if action == "pause" and body is not None:
-                stages = await handlers.pause_clocks(conn, ctx, case_id, body.reason)
+                stages = handlers.pause_clocks(book, ctx, case_id, body.reason)
             else:
-                stages = await handlers.resume_clocks(conn, ctx, case_id)
+                stages = await handlers.resume_clocks(book, ctx, case_id)
         except handlers.ClockConflict as exc:
-            clocks = {row.stage: row.state for row in (await store.deadline_rows(conn, case_id)).values()}
+            clocks = {row.stage: row.state for row in book.clock_rows(case_id).values()}
             raise Problem(409, exc.problem, str(exc), case_id=case_id, clocks=clocks) from exc
+        await book.write()
         answer = ClockActionPublic(action=action, stages=stages, case=await _case_public(conn, case))
         response = answer.model_dump(mode="json")
         if idempotency_key is not None:
@@ -141,7 +144,7 @@ async def _clock_action(
     return JSONResponse(response)
 
 
-async def _case_public(conn: AsyncConnection, case: sa.Row) -> CaseDeadlinesPublic:
+async def _case_public(conn: AsyncConnection, case: sa.Row | SlaCase) -> CaseDeadlinesPublic:
     rows = await store.deadline_rows(conn, case.case_id)
     timer_rows = await store.case_timers(conn, case.case_id)
     return CaseDeadlinesPublic(
@@ -184,11 +187,13 @@ async def put_calendar_year(
         await store.replace_year(conn, year, entries, body.source)
         await ctx.calendars.refresh(conn, force=True)
         recomputed = 0
-        for case_id in await store.provisional_case_ids(conn):
-            for row in (await store.deadline_rows(conn, case_id)).values():
+        book = await ClockBook.open(conn, await store.provisional_case_ids(conn))
+        for case_id in sorted(book.clocks):
+            for row in book.clock_rows(case_id).values():
                 if row.provisional and row.state in store.ACTIVE:
-                    await handlers.recompute(conn, ctx, row)
+                    handlers.recompute(book, ctx, row)
                     recomputed += 1
+        await book.write()
         result = await _year(conn, year)
     runtime.wake_relay()
     return result.model_copy(update={"recomputed_deadlines": recomputed})

@@ -29,7 +29,7 @@ def build_app(settings: SlaSettings | None = None) -> FastAPI:
             ConsumerSpec(
                 settings.consumer_group,
                 [settings.case_events_topic],
-                consumer.make_handler(ctx),
+                unit_of_work=consumer.unit_of_work(ctx),
                 handles=consumer.HANDLES,
             )
         ],

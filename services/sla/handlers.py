@@ -1,25 +1,21 @@
 """Sla's decisions on case events: start, stop, restart and extend stage clocks; raise supervision.
 
-Each function runs inside the consumer's transaction and returns nothing: state changes, timers and
-outgoing events (through the outbox) are written together, so a crash leaves all or none of them.
+Each decision changes a ClockBook (book.py) in memory: the cases' rows, their stage clocks, the timers to
+cancel and store, the events to send. The book is written in the consumer's (or the API's) transaction,
+so state changes, timers and outgoing events (through the outbox) are stored together, and a crash leaves
+all or none of them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.envelope import OutboundMessage
 from contracts.events.sla import CaseEscalated, ClockPaused, ClockResumed, DeadlineSet, DeadlineStage
-from runtime.outbox import enqueue
 from services.sla import store
+from services.sla.book import ClockBook, SlaCase, StageClock
 from services.sla.context import SlaContext
 from services.sla.domain.deadlines import (
     compute_deadline,
@@ -35,8 +31,8 @@ ASSIGNMENT_STAGES = (DeadlineStage.SIGN_FOR, DeadlineStage.RETURN_WINDOW, Deadli
 LADDER = "ladder"  # the timers' stage label of the escalation ladder (one per case)
 
 
-async def start_assignment_clocks(
-    conn: AsyncConnection,
+def start_assignment_clocks(
+    book: ClockBook,
     ctx: SlaContext,
     case_id: str,
     at: datetime,
@@ -44,59 +40,47 @@ async def start_assignment_clocks(
     category_code: str | None = None,
 ) -> None:
     """A (new) assignee: fresh sign-for, return and reply clocks; the case clock starts if none runs."""
-    case = await store.ensure_case(conn, case_id, category_code=category_code)
+    case = book.ensure_case(case_id, category_code=category_code)
     policy = ctx.table.select(case.appeal_type, case.urgency, case.category_code)
-    existing = await store.deadline_rows(conn, case_id)
-    writes = ClockWrites()
+    existing = book.clock_rows(case_id)
     for stage in ASSIGNMENT_STAGES:
         if stage in policy.stages:
-            await _start_stage(
-                conn, ctx, case_id, stage, at, policy, assignment_id, existing.get(stage), writes
-            )
-    await _ensure_case_clock(conn, ctx, case, policy, at, existing.get(DeadlineStage.CASE), writes)
-    await writes.flush(conn, ctx)
+            _start_stage(book, ctx, case_id, stage, at, policy, assignment_id, existing.get(stage))
+    _ensure_case_clock(book, ctx, case, policy, at, existing.get(DeadlineStage.CASE))
 
 
-async def start_triage_clock(
-    conn: AsyncConnection, ctx: SlaContext, case_id: str, at: datetime, category_code: str | None = None
+def start_triage_clock(
+    book: ClockBook, ctx: SlaContext, case_id: str, at: datetime, category_code: str | None = None
 ) -> None:
     """A case waiting in district triage (人工分拨) runs on its case clock, so lateness there is carded
     too; the assignment that follows keeps that clock and adds the stage clocks."""
-    case = await store.ensure_case(conn, case_id, category_code=category_code)
+    case = book.ensure_case(case_id, category_code=category_code)
     policy = ctx.table.select(case.appeal_type, case.urgency, case.category_code)
-    case_row = (await store.deadline_rows(conn, case_id, [DeadlineStage.CASE])).get(DeadlineStage.CASE)
-    await _ensure_case_clock(conn, ctx, case, policy, at, case_row)
+    _ensure_case_clock(book, ctx, case, policy, at, book.clock_rows(case_id).get(DeadlineStage.CASE))
 
 
-async def _ensure_case_clock(
-    conn: AsyncConnection,
-    ctx: SlaContext,
-    case: sa.Row,
-    policy: Policy,
-    at: datetime,
-    row: sa.Row | None,
-    writes: ClockWrites | None = None,
+def _ensure_case_clock(
+    book: ClockBook, ctx: SlaContext, case: SlaCase, policy: Policy, at: datetime, row: StageClock | None
 ) -> None:
     """Start the overall case clock unless one runs (or is paused, or has stopped)."""
     if row is None or row.state == "cancelled":
-        await _start_stage(conn, ctx, case.case_id, DeadlineStage.CASE, at, policy, None, row, writes)
+        _start_stage(book, ctx, case.case_id, DeadlineStage.CASE, at, policy, None, row)
     if case.status != "open":
-        await store.update_case(conn, case.case_id, status="open")
+        book.update_case(case.case_id, status="open")
 
 
-async def _start_stage(
-    conn: AsyncConnection,
+def _start_stage(
+    book: ClockBook,
     ctx: SlaContext,
     case_id: str,
     stage: DeadlineStage,
     start: datetime,
     policy: Policy,
     assignment_id: str | None,
-    previous: sa.Row | None,
-    writes: ClockWrites | None = None,
+    previous: StageClock | None,
 ) -> None:
-    await _set_clock(
-        conn,
+    _set_clock(
+        book,
         ctx,
         case_id=case_id,
         stage=stage,
@@ -106,12 +90,11 @@ async def _start_stage(
         policy_version=ctx.table.version,
         assignment_id=assignment_id,
         generation=(previous.generation + 1) if previous is not None else 1,
-        writes=writes,
     )
 
 
-async def _set_clock(
-    conn: AsyncConnection,
+def _set_clock(
+    book: ClockBook,
     ctx: SlaContext,
     *,
     case_id: str,
@@ -126,51 +109,48 @@ async def _set_clock(
     paused_seconds: float = 0.0,
     paused_at: datetime | None = None,
     skip_kinds: Collection[str] = (),
-    writes: ClockWrites | None = None,
 ) -> None:
-    """Compute a stage deadline, replace its row and timers, and announce it (DeadlineSet).
+    """Compute a stage deadline, replace its clock and timers, and announce it (DeadlineSet).
 
     A clock recomputed while paused stays paused and gets no timers (its resumption schedules them);
-    ``skip_kinds`` are cards already shown for this clock, not planned again. Given ``writes``, the
-    rows, timers and event are added to it for the caller to flush with other clocks' (fewer round
-    trips); otherwise they are written now."""
-    own = writes is None
-    writes = ClockWrites() if writes is None else writes
+    ``skip_kinds`` are cards already shown for this clock, not planned again."""
     deadline = compute_deadline(
         ctx.calendar, stage, start, limit, extension_days, timedelta(seconds=paused_seconds)
     )
-    writes.deadlines.append(
-        {
-            "case_id": case_id,
-            "stage": str(stage),
-            "generation": generation,
-            "assignment_id": assignment_id,
-            "policy_id": policy_id,
-            "policy_version": policy_version,
-            "clock": str(limit.clock),
-            "amount": limit.amount,
-            "started_at": start,
-            "due_at": deadline.due_at,
-            "extension_days": extension_days,
-            "paused_seconds": paused_seconds,
-            "paused_at": paused_at,
-            "state": "running" if paused_at is None else "paused",
-            "provisional": deadline.provisional,
-            "calendar_basis": deadline.calendar_basis,
-            "stopped_at": None,
-        }
+    book.save_clocks(
+        [
+            {
+                "case_id": case_id,
+                "stage": str(stage),
+                "generation": generation,
+                "assignment_id": assignment_id,
+                "policy_id": policy_id,
+                "policy_version": policy_version,
+                "clock": str(limit.clock),
+                "amount": limit.amount,
+                "started_at": start,
+                "due_at": deadline.due_at,
+                "extension_days": extension_days,
+                "paused_seconds": paused_seconds,
+                "paused_at": paused_at,
+                "state": "running" if paused_at is None else "paused",
+                "provisional": deadline.provisional,
+                "calendar_basis": deadline.calendar_basis,
+                "stopped_at": None,
+            }
+        ]
     )
     if generation > 1:  # a first generation has no earlier timers to cancel
-        writes.cancel[case_id].append(str(stage))
+        book.cancel_timers(case_id, ctx.now(), stages=[str(stage)])
     if paused_at is None:
         planned = plan_cards(ctx.calendar, ctx.table, deadline, limit)
-        writes.timers += [
+        book.schedule(
             store.NewTimer(
                 case_id, str(stage), str(p.kind), generation, p.due_at, deadline.due_at, assignment_id
             )
             for p in planned
             if p.kind not in skip_kinds
-        ]
+        )
     event = DeadlineSet(
         case_id=case_id,
         occurred_at=ctx.now(),
@@ -185,32 +165,10 @@ async def _set_clock(
         provisional=deadline.provisional,
         assignment_id=assignment_id,
     )
-    writes.messages.append(ctx.message(event, stage, generation, "deadline-set"))
-    if own:
-        await writes.flush(conn, ctx)
+    book.emit([ctx.message(event, stage, generation, "deadline-set")])
 
 
-@dataclass
-class ClockWrites:
-    """What setting one or more clocks writes, gathered so that several clocks cost one round trip per
-    kind of write instead of one each."""
-
-    deadlines: list[dict[str, Any]] = field(default_factory=list)
-    cancel: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    timers: list[store.NewTimer] = field(default_factory=list)
-    messages: list[OutboundMessage] = field(default_factory=list)
-
-    async def flush(self, conn: AsyncConnection, ctx: SlaContext) -> None:
-        await store.save_deadline(conn, self.deadlines)
-        for case_id, stages in self.cancel.items():  # before scheduling: only older generations' timers
-            await store.cancel_timers(conn, case_id, ctx.now(), stages=stages)
-        await store.schedule_many(conn, self.timers)
-        await enqueue(conn, self.messages)
-        self.deadlines, self.timers, self.messages = [], [], []
-        self.cancel.clear()
-
-
-def stage_limit(ctx: SlaContext, row: sa.Row) -> StageLimit:
+def stage_limit(ctx: SlaContext, row: StageClock) -> StageLimit:
     """The stored clock of a row, with card flags from its policy when that policy still exists."""
     flags = _stage_flags(ctx, row.policy_id, row.stage)
     if flags is None:
@@ -234,12 +192,12 @@ def _stage_flags(ctx: SlaContext, policy_id: str, stage: str) -> StageLimit | No
     return None
 
 
-async def recompute(
-    conn: AsyncConnection, ctx: SlaContext, row: sa.Row, *, extension_days: int | None = None
+def recompute(
+    book: ClockBook, ctx: SlaContext, row: StageClock, *, extension_days: int | None = None
 ) -> None:
     """Recompute an active clock from its start (after an extension or a calendar change)."""
-    await _set_clock(
-        conn,
+    _set_clock(
+        book,
         ctx,
         case_id=row.case_id,
         stage=DeadlineStage(row.stage),
@@ -255,8 +213,8 @@ async def recompute(
     )
 
 
-async def stop_clocks(
-    conn: AsyncConnection,
+def stop_clocks(
+    book: ClockBook,
     ctx: SlaContext,
     case_id: str,
     stages: Sequence[DeadlineStage],
@@ -265,38 +223,36 @@ async def stop_clocks(
 ) -> None:
     """Stop (or cancel) clocks and their pending timers; with ``assignment_id``, only that assignee's."""
     if assignment_id is not None:
-        rows = await store.deadline_rows(conn, case_id, stages)
+        rows = book.clock_rows(case_id, stages)
         stages = [DeadlineStage(s) for s, r in rows.items() if r.assignment_id in (assignment_id, None)]
     if not stages:
         return
-    await store.set_deadline_state(conn, case_id, stages, state, ctx.now())
-    await store.cancel_timers(conn, case_id, ctx.now(), stages=[str(s) for s in stages])
+    book.set_state(case_id, [str(s) for s in stages], state, ctx.now())
+    book.cancel_timers(case_id, ctx.now(), stages=[str(s) for s in stages])
 
 
-async def extend(conn: AsyncConnection, ctx: SlaContext, case_id: str, working_days: int) -> None:
+def extend(book: ClockBook, ctx: SlaContext, case_id: str, working_days: int) -> None:
     """An approved extension (延期) moves the reply and case deadlines, once per case, capped by policy."""
-    case = await store.ensure_case(conn, case_id)
+    case = book.ensure_case(case_id)
     rules = ctx.table.extension
     if case.extensions_used >= rules.max_count:
         log.warning("sla.extension_over_limit", case_id=case_id, used=case.extensions_used)
         return
     days = min(working_days, rules.max_working_days)
-    rows = await store.deadline_rows(conn, case_id, (DeadlineStage.REPLY, DeadlineStage.CASE))
+    rows = book.clock_rows(case_id, (DeadlineStage.REPLY, DeadlineStage.CASE))
     for row in rows.values():
         if row.state in store.ACTIVE:
-            await recompute(conn, ctx, row, extension_days=row.extension_days + days)
-    await store.update_case(conn, case_id, extensions_used=case.extensions_used + 1)
+            recompute(book, ctx, row, extension_days=row.extension_days + days)
+    book.update_case(case_id, extensions_used=case.extensions_used + 1)
 
 
-async def supervise(
-    conn: AsyncConnection, ctx: SlaContext, case_id: str, reason: str, *identity: object
-) -> None:
+def supervise(book: ClockBook, ctx: SlaContext, case_id: str, reason: str, *identity: object) -> None:
     """Raise the case's supervision level by one (督办), e.g. for a dissatisfied citizen."""
-    case = await store.ensure_case(conn, case_id)
+    case = book.ensure_case(case_id)
     level = next_escalation_level(case.escalation_level)
-    await store.update_case(conn, case_id, escalation_level=level)
+    book.update_case(case_id, escalation_level=level)
     event = CaseEscalated(case_id=case_id, occurred_at=ctx.now(), actor="sla", level=level, reason=reason)
-    await enqueue(conn, [ctx.message(event, "supervise", *identity)])
+    book.emit([ctx.message(event, "supervise", *identity)])
 
 
 class ClockConflict(Exception):
@@ -307,10 +263,10 @@ class ClockConflict(Exception):
         self.problem = problem
 
 
-async def pause_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str, reason: str) -> list[str]:
+def pause_clocks(book: ClockBook, ctx: SlaContext, case_id: str, reason: str) -> list[str]:
     """Stop every running clock of the case (e.g. waiting for the citizen); their pending cards are
     cancelled and each stage announces ClockPaused. Returns the paused stages."""
-    rows = await store.deadline_rows(conn, case_id)
+    rows = book.clock_rows(case_id)
     running = [row for row in rows.values() if row.state == "running"]
     if not running:
         if any(row.state == "paused" for row in rows.values()):
@@ -318,8 +274,8 @@ async def pause_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str, rea
         raise ClockConflict("no-running-clock", f"{case_id} has no running clock to pause.")
     now = ctx.now()
     stages = [row.stage for row in running]
-    await store.pause_deadlines(conn, case_id, stages, now)
-    await store.cancel_timers(conn, case_id, now, stages=stages)
+    book.pause(case_id, stages, now)
+    book.cancel_timers(case_id, now, stages=stages)
     events = [
         ctx.message(
             ClockPaused(case_id=case_id, occurred_at=now, actor="sla", stage=row.stage, reason=reason),
@@ -329,15 +285,16 @@ async def pause_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str, rea
         )
         for row in running
     ]
-    await enqueue(conn, events)
+    book.emit(events)
     return stages
 
 
-async def resume_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str) -> list[str]:
+async def resume_clocks(book: ClockBook, ctx: SlaContext, case_id: str) -> list[str]:
     """Run the paused clocks again: each deadline moves by the pause's length in its own clock (office
     time for working clocks), a new generation is scheduled (DeadlineSet) and ClockResumed announced.
-    Cards already shown for a clock are not shown again. Returns the resumed stages."""
-    rows = await store.deadline_rows(conn, case_id)
+    Cards already shown for a clock are not shown again (read from the stored timers). Returns the
+    resumed stages."""
+    rows = book.clock_rows(case_id)
     paused = [row for row in rows.values() if row.state == "paused"]
     if not paused:
         raise ClockConflict("clock-not-paused", f"No clock of {case_id} is paused.")
@@ -345,8 +302,8 @@ async def resume_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str) ->
     for row in paused:
         limit = stage_limit(ctx, row)
         pause = paused_in_clock(ctx.calendar, limit.clock, row.paused_at, now)
-        await _set_clock(
-            conn,
+        _set_clock(
+            book,
             ctx,
             case_id=case_id,
             stage=DeadlineStage(row.stage),
@@ -358,7 +315,7 @@ async def resume_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str) ->
             generation=row.generation + 1,
             extension_days=row.extension_days,
             paused_seconds=row.paused_seconds + pause.total_seconds(),
-            skip_kinds=await store.fired_kinds(conn, case_id, row.stage, since=row.started_at),
+            skip_kinds=await store.fired_kinds(book.conn, case_id, row.stage, since=row.started_at),
         )
         event = ClockResumed(
             case_id=case_id,
@@ -367,5 +324,5 @@ async def resume_clocks(conn: AsyncConnection, ctx: SlaContext, case_id: str) ->
             stage=row.stage,
             paused_seconds=pause.total_seconds(),
         )
-        await enqueue(conn, [ctx.message(event, row.stage, row.generation, "clock-resumed")])
+        book.emit([ctx.message(event, row.stage, row.generation, "clock-resumed")])
     return [row.stage for row in paused]

@@ -11,47 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.selectable import TextualSelect
 
 from contracts.events.sla import DeadlineStage
 from runtime.outbox import OutboxRow, outbox_columns_of_rows, outbox_insert_from_arrays
 from runtime.sql import precompiled
 from services.sla.domain.calendar import YearTable
-from services.sla.tables import cases, deadlines, holiday_years, holidays, timers
+from services.sla.tables import deadlines, holiday_years, holidays, timers
 
 ACTIVE = ("running", "paused")
-
-
-async def ensure_case(conn: AsyncConnection, case_id: str, **facts: Any) -> sa.Row:
-    """The case's row, locked, created on first sight; known facts (appeal type, ...) fill empty columns
-    only. One round trip: the upsert always updates (so it locks and returns the row)."""
-    given = {k: v for k, v in facts.items() if v is not None}
-    return (await conn.execute(_ensure_statement(tuple(sorted(given))), {"case_id": case_id, **given})).one()
-
-
-@functools.cache
-def _ensure_statement(columns: tuple[str, ...]) -> TextualSelect:
-    stmt = insert(cases)
-    fill = {k: sa.func.coalesce(cases.c[k], stmt.excluded[k]) for k in columns}
-    return precompiled(
-        stmt.on_conflict_do_update(
-            index_elements=["case_id"], set_=fill or {"case_id": stmt.excluded.case_id}
-        ).returning(*cases.columns),
-        ["case_id", *columns],
-        returning=list(cases.columns),
-    )
-
-
-async def lock_case(conn: AsyncConnection, case_id: str) -> sa.Row | None:
-    """The case's row, locked until the transaction ends; None if sla has never seen the case."""
-    query = sa.select(cases).where(cases.c.case_id == case_id).with_for_update()
-    return (await conn.execute(query)).first()
-
-
-async def update_case(conn: AsyncConnection, case_id: str, **values: Any) -> None:
-    await conn.execute(
-        sa.update(cases).where(cases.c.case_id == case_id).values(updated_at=sa.func.now(), **values)
-    )
 
 
 async def deadline_rows(
@@ -84,38 +51,12 @@ def _save_deadline_statement(columns: tuple[str, ...]) -> sa.TextClause:
     )
 
 
-async def pause_deadlines(conn: AsyncConnection, case_id: str, stages: Sequence[str], at: datetime) -> None:
-    """Mark running clocks paused since ``at``."""
-    await conn.execute(
-        sa.update(deadlines)
-        .where(deadlines.c.case_id == case_id, deadlines.c.stage.in_(stages), deadlines.c.state == "running")
-        .values(state="paused", paused_at=at, updated_at=sa.func.now())
-    )
-
-
 async def fired_kinds(conn: AsyncConnection, case_id: str, stage: str, since: datetime) -> set[str]:
     """Card kinds already fired for a stage's clock started at ``since`` (any generation)."""
     query = sa.select(timers.c.kind).where(
         timers.c.case_id == case_id, timers.c.stage == stage, timers.c.fired_at >= since
     )
     return {row.kind for row in (await conn.execute(query)).all()}
-
-
-async def set_deadline_state(
-    conn: AsyncConnection, case_id: str, stages: Sequence[DeadlineStage], state: str, at: datetime
-) -> list[str]:
-    """Move active clocks of ``stages`` to ``state``; returns the stages that changed."""
-    result = await conn.execute(
-        sa.update(deadlines)
-        .where(
-            deadlines.c.case_id == case_id,
-            deadlines.c.stage.in_([str(s) for s in stages]),
-            deadlines.c.state.in_(ACTIVE),
-        )
-        .values(state=state, stopped_at=at, updated_at=sa.func.now())
-        .returning(deadlines.c.stage)
-    )
-    return [row.stage for row in result.all()]
 
 
 @dataclass(frozen=True)
@@ -129,6 +70,7 @@ class NewTimer:
     due_at: datetime
     deadline_due_at: datetime
     assignment_id: str | None = None
+    cancelled_at: datetime | None = None  # stored already cancelled: queued and cancelled in one batch
 
 
 # One statement per batch whatever its size, in the driver's own SQL: arrays bind as 7 parameters (a
@@ -138,11 +80,14 @@ _TIMER_ARRAYS = (
     "unnest({}::text[], {}::text[], {}::text[], {}::int[], {}::timestamptz[], {}::timestamptz[], {}::text[])"
     " AS n(case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id)"
 )
-_INSERT_TIMERS = (
-    "INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id)"
-    " SELECT n.* FROM {} ON CONFLICT ON CONSTRAINT sla_timers_once DO NOTHING"
+_SCHEDULE_MANY = (
+    "INSERT INTO sla_timers"
+    " (case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id, cancelled_at)"
+    " SELECT n.* FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],"
+    " $6::timestamptz[], $7::text[], $8::timestamptz[])"
+    " AS n(case_id, stage, kind, generation, due_at, deadline_due_at, assignment_id, cancelled_at)"
+    " ON CONFLICT ON CONSTRAINT sla_timers_once DO NOTHING"
 )
-_SCHEDULE_MANY = _INSERT_TIMERS.format(_TIMER_ARRAYS.format(*(f"${i}" for i in range(1, 8))))
 
 
 def timer_columns(new: Sequence[NewTimer]) -> tuple[list, list, list, list, list, list, list]:
@@ -163,26 +108,26 @@ async def schedule_many(conn: AsyncConnection, new: Sequence[NewTimer]) -> int:
     Returns how many were new."""
     if not new:
         return 0
-    result = await conn.exec_driver_sql(_SCHEDULE_MANY, timer_columns(new))
+    cancelled = [t.cancelled_at for t in new]
+    result = await conn.exec_driver_sql(_SCHEDULE_MANY, (*timer_columns(new), cancelled))
     return result.rowcount
 
 
-async def cancel_timers(
-    conn: AsyncConnection,
-    case_id: str,
-    at: datetime,
-    stages: Iterable[str] | None = None,
-    kinds_prefix: str | None = None,
-) -> int:
-    """Cancel pending timers of a case (optionally only some stages, or kinds starting with a prefix)."""
-    query = sa.update(timers).where(
-        timers.c.case_id == case_id, timers.c.fired_at.is_(None), timers.c.cancelled_at.is_(None)
-    )
-    if stages is not None:
-        query = query.where(timers.c.stage.in_([str(s) for s in stages]))
-    if kinds_prefix is not None:
-        query = query.where(timers.c.kind.startswith(kinds_prefix))
-    return (await conn.execute(query.values(cancelled_at=at))).rowcount
+# Pending timers cancelled by (case, stage) — a NULL stage: every stage of the case — in one statement.
+_CANCEL = """
+UPDATE sla_timers t SET cancelled_at = c.at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS c(case_id, stage, at)
+WHERE t.case_id = c.case_id AND (c.stage IS NULL OR t.stage = c.stage)
+  AND t.fired_at IS NULL AND t.cancelled_at IS NULL
+"""
+
+
+async def cancel_timers_of(conn: AsyncConnection, which: Sequence[tuple[str, str | None, datetime]]) -> int:
+    """Cancel the pending timers of each (case, stage or None for all its stages, when); how many."""
+    if not which:
+        return 0
+    columns = ([c for c, _, _ in which], [s for _, s, _ in which], [at for _, _, at in which])
+    return (await conn.exec_driver_sql(_CANCEL, columns)).rowcount
 
 
 # Claim and mark fired in one statement: the rows stay locked (FOR UPDATE SKIP LOCKED, so replicas take

@@ -32,6 +32,7 @@ from runtime import migrations
 from runtime.consumer import Delivery
 from runtime.db import outbox
 from services.sla import consumer, handlers, store
+from services.sla.book import ClockBook
 from services.sla.bootstrap import build_app
 from services.sla.config import SlaSettings
 from services.sla.context import SlaContext
@@ -92,9 +93,8 @@ class Sla:
             return (await conn.execute(query)).one()
 
 
-@pytest.fixture
-async def sla(infrastructure) -> AsyncIterator[Sla]:
-    """A fresh migrated sla database and a context with a hand-driven clock."""
+async def new_sla(infrastructure) -> Sla:
+    """A fresh migrated sla database and a context with a hand-driven clock (dispose its engine)."""
     name = f"it_sla_{infrastructure.run_id}_{next(_names)}"
     infrastructure.create_databases(name)
     url = infrastructure.database_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -104,8 +104,15 @@ async def sla(infrastructure) -> AsyncIterator[Sla]:
     clock = FakeClock(MONDAY)
     ctx = SlaContext.from_settings(settings)
     ctx.clock = clock
-    yield Sla(engine, ctx, clock, settings)
-    await engine.dispose()
+    return Sla(engine, ctx, clock, settings)
+
+
+@pytest.fixture
+async def sla(infrastructure) -> AsyncIterator[Sla]:
+    """A fresh migrated sla database and a context with a hand-driven clock."""
+    sla = await new_sla(infrastructure)
+    yield sla
+    await sla.engine.dispose()
 
 
 def assigned(case_id: str, at: datetime, assignment: str = "A1") -> CaseAssigned:
@@ -237,11 +244,11 @@ async def test_a_timer_cancelled_after_preparing_does_not_fire_and_one_stored_af
     sla.clock.now = first.due_at - timedelta(seconds=1)
     assert await runner.prepare() == 1
     async with sla.engine.begin() as conn:
-        assert await store.cancel_timers(conn, early, sla.clock.now, stages=[first.stage]) >= 1
-        await store.ensure_case(conn, late)
-        await store.schedule_many(
-            conn, [store.NewTimer(late, "reply", "yellow", 1, first.due_at, first.due_at, "A1")]
-        )
+        book = await ClockBook.open(conn, [early, late])
+        book.cancel_timers(early, sla.clock.now, stages=[first.stage])
+        book.ensure_case(late)
+        book.schedule([store.NewTimer(late, "reply", "yellow", 1, first.due_at, first.due_at, "A1")])
+        await book.write()
     sla.clock.now = first.due_at
     fired = 0
     while count := await runner.fire_due():

@@ -1,0 +1,122 @@
+"""Sla's consumer applies a batch of case events as one unit of work (one ClockBook: the batch's cases
+read at once, decided in memory, written at once). Applied as a batch or one event per transaction, the
+same events must leave the same cases, clocks, timers and outgoing events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from contracts.envelope import decode_message, encode_event
+from contracts.events import CaseEvent
+from runtime.consumer import Delivery, apply_in_unit
+from runtime.db import outbox
+from services.sla import consumer
+from services.sla.tables import cases, deadlines, timers
+from tests import factories
+from tests.integration.test_sla_clocks import MONDAY, Sla, new_sla
+
+pytestmark = pytest.mark.integration
+
+
+def story() -> list[CaseEvent]:
+    """Four cases' lives, interleaved as the case log interleaves them: an extension, a dissatisfied
+    citizen and a reopening; triage, a return and a re-assignment (a clock's second generation in the
+    same batch as its first), a transfer; a withdrawal; a reply for a case sla never saw."""
+    a, b, c, d = (factories.case_id() for _ in range(4))
+    t = [MONDAY + timedelta(minutes=m) for m in range(40)]
+    lives = [
+        [
+            factories.case_received(a, occurred_at=t[0], received_at=t[0], appeal_type="help"),
+            factories.case_assigned(a, at=t[1]),
+            factories.assignment_accepted(a, at=t[2]),
+            factories.extension_decided(a, at=t[3], days=3),
+            factories.reply_submitted(a, at=t[4]),
+            factories.feedback_received(a, "dissatisfied", at=t[5]),
+            factories.case_reopened(a, at=t[6]),
+            factories.case_assigned(a, "ZJJ", at=t[7], attempt=2),
+            factories.case_closed_at(a, at=t[8]),
+        ],
+        [
+            factories.case_received(b, occurred_at=t[0], received_at=t[0]),
+            factories.case_sent_to_triage(b, at=t[1]),
+            factories.case_assigned(b, at=t[2]),
+            factories.assignment_returned(b, at=t[3]),
+            factories.case_assigned(b, "ZJJ", at=t[4], attempt=2),
+            factories.case_transferred(b, "ZJJ", "CGJ", at=t[5]),
+            factories.reply_submitted(b, at=t[6]),
+        ],
+        [
+            factories.case_received(c, occurred_at=t[0], received_at=t[0], appeal_type="consultation"),
+            factories.case_assigned(c, at=t[1]),
+            factories.appeal_withdrawn(c, at=t[2]),
+        ],
+        [factories.reply_submitted(d, at=t[0]), factories.case_assigned(d, at=t[1])],
+    ]
+    return [life[i] for i in range(max(map(len, lives))) for life in lives if i < len(life)]
+
+
+def delivered(events: list[CaseEvent]) -> list[Delivery]:
+    """The events as the consumer gets them (envelope ids fixed once: a supervision's id derives from one)."""
+    out = []
+    for offset, event in enumerate(events):
+        message = encode_event(event, source="/gridline/tests", topic="t")
+        envelope = decode_message(message.key.encode(), message.headers, message.value)
+        out.append(Delivery(envelope, "t", 0, offset))
+    return out
+
+
+async def stored(sla: Sla) -> dict[str, list]:
+    """Everything sla wrote, without surrogate ids and write times."""
+    async with sla.engine.connect() as conn:
+
+        async def rows(query: sa.Select) -> list[tuple]:
+            return [tuple(r) for r in (await conn.execute(query)).all()]
+
+        return {
+            "cases": await rows(
+                sa.select(*[c for c in cases.c if c.name != "updated_at"]).order_by(cases.c.case_id)
+            ),
+            "deadlines": await rows(
+                sa.select(*[c for c in deadlines.c if c.name != "updated_at"]).order_by(
+                    deadlines.c.case_id, deadlines.c.stage
+                )
+            ),
+            "timers": await rows(
+                sa.select(*[c for c in timers.c if c.name != "id"]).order_by(
+                    timers.c.case_id, timers.c.stage, timers.c.kind, timers.c.generation
+                )
+            ),
+            "outbox": await rows(
+                sa.select(outbox.c.event_id, outbox.c.key, outbox.c.event_type, outbox.c.value).order_by(
+                    outbox.c.id
+                )
+            ),
+        }
+
+
+async def test_a_batch_of_events_leaves_exactly_what_applying_them_one_by_one_leaves(infrastructure) -> None:
+    one_by_one, batched = await new_sla(infrastructure), await new_sla(infrastructure)
+    try:
+        deliveries = delivered(story())
+        handle = consumer.make_handler(one_by_one.ctx)
+        for delivery in deliveries:
+            async with one_by_one.engine.begin() as conn:
+                await handle(conn, delivery)
+        async with batched.engine.begin() as conn:
+            await apply_in_unit(consumer.unit_of_work(batched.ctx), conn, deliveries)
+
+        expected, got = await stored(one_by_one), await stored(batched)
+        assert got == expected
+        # the story exercised what it is meant to: clocks restarted and cancelled, cards cancelled, events
+        assert {row[1] for row in expected["deadlines"] if row[2] > 1}  # a second generation
+        assert any(row[-1] is not None for row in expected["timers"])  # a cancelled timer
+        assert {row[-1] is None for row in expected["timers"]} == {True, False}  # and pending ones
+        kinds = {row[2] for row in expected["outbox"]}
+        assert {"gridline.case.deadline-set.v1", "gridline.case.escalated.v1"} <= kinds, kinds
+        assert [row[0] for row in expected["cases"]].count(None) == 0 and len(expected["cases"]) == 4
+    finally:
+        await one_by_one.engine.dispose()
+        await batched.engine.dispose()
