@@ -13,10 +13,10 @@ from contracts.envelope import decode_message, encode_event
 from contracts.events import CaseEvent
 from runtime.consumer import Delivery, apply_in_unit
 from runtime.db import outbox
-from services.sla import consumer
+from services.sla import consumer, store
 from services.sla.tables import cases, deadlines, timers
 from tests import factories
-from tests.integration.test_sla_clocks import MONDAY, Sla, new_sla
+from tests.integration.test_sla_clocks import MONDAY, Sla, new_sla, sla  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +68,9 @@ def delivered(events: list[CaseEvent]) -> list[Delivery]:
     return out
 
 
-async def stored(sla: Sla) -> dict[str, list]:
+async def stored(service: Sla) -> dict[str, list]:
     """Everything sla wrote, without surrogate ids and write times."""
-    async with sla.engine.connect() as conn:
+    async with service.engine.connect() as conn:
 
         async def rows(query: sa.Select) -> list[tuple]:
             return [tuple(r) for r in (await conn.execute(query)).all()]
@@ -120,3 +120,32 @@ async def test_a_batch_of_events_leaves_exactly_what_applying_them_one_by_one_le
     finally:
         await one_by_one.engine.dispose()
         await batched.engine.dispose()
+
+
+async def test_cancelling_reads_the_cases_timers_on_their_index_even_before_statistics_exist(
+    sla: Sla,  # noqa: F811 - the fixture
+) -> None:
+    """A fresh table (never analysed): the planner must not take the partial index of pending timers,
+    which it then believes holds one row, and filter every pending timer by case."""
+    now = MONDAY
+    timers_ = [
+        store.NewTimer(f"ZQ{n:08d}", stage, kind, 1, now + timedelta(minutes=n % 997), now, "A1")
+        for n in range(3000)
+        for stage in ("sign_for", "reply")
+        for kind in ("yellow", "red")
+    ]
+    async with sla.engine.begin() as conn:
+        await store.schedule_many(conn, timers_)
+        await conn.exec_driver_sql("UPDATE sla_timers SET cancelled_at = due_at WHERE id % 3 = 0")
+        which = [(f"ZQ{n:08d}", "reply" if n % 2 else None, now) for n in range(0, 3000, 150)]
+        columns = ([c for c, _, _ in which], [s for _, s, _ in which], [at for _, _, at in which])
+        plan = "\n".join(
+            r[0] for r in (await conn.exec_driver_sql("EXPLAIN " + store._CANCEL, columns)).all()
+        )
+        assert "sla_timers_pending" not in plan, plan
+        assert "sla_timers_once" in plan, plan
+        pending = "SELECT count(*) FROM sla_timers WHERE fired_at IS NULL AND cancelled_at IS NULL"
+        before = (await conn.exec_driver_sql(pending)).scalar_one()
+        cancelled = await store.cancel_timers_of(conn, which)
+        after = (await conn.exec_driver_sql(pending)).scalar_one()
+    assert cancelled == before - after > 0
