@@ -46,7 +46,7 @@ from services.notify.domain.directory import (
     Route as RecipientRoute,
 )
 from services.notify.tables import deliveries
-from services.notify.worker import ATTEMPTS, claim_statement
+from services.notify.worker import _RECORD, _STATE, ATTEMPTS, claim_statement
 from tests.conftest import PORT_BASE
 from tests.support import eventually
 from tests.unit.notify import case_life
@@ -569,3 +569,29 @@ async def test_the_claim_probes_earlier_pending_rows_per_due_row_never_joining_a
         plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}", params)).scalar_one()
     text = orjson.dumps(plan).decode()
     assert "SubPlan" in text and "Anti Join" not in text
+
+
+async def test_recording_outcomes_finds_each_row_by_its_key_even_before_statistics_exist(notify_engine):
+    """A fresh table (never analysed): the planner must not take the partial index of pending deliveries,
+    which it then believes holds one row, and hash every pending delivery to record a handful."""
+    async with notify_engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO deliveries (id, case_id, trigger_event_id, trigger_type, subscription, recipient,"
+            " recipient_kind, channel, endpoint, template, title, body, payload, quiet_hours,"
+            " trace_headers, next_attempt_at)"
+            " SELECT 'n-' || i, 'C-' || i, 'e-' || i, 'assigned', 's', 'department:CGJ', 'department',"
+            " 'webhook', 'grid-app', 'assignment_new', '工单', '正文', '{}', false, '{}', now()"
+            " FROM generate_series(1, 3000) AS i"
+        )
+        ids = [f"n-{i}" for i in range(100, 3000, 600)]
+        values = {"ids": ids} | {column: [None] * len(ids) for column in _STATE}
+        now = datetime.now(UTC)
+        values |= {
+            "status": ["sent"] * len(ids),
+            "attempts": [1] * len(ids),
+            "next_attempt_at": [now] * len(ids),
+        }
+        plan = "\n".join(r[0] for r in (await conn.execute(sa.text(f"EXPLAIN {_RECORD.text}"), values)).all())
+        assert "deliveries_due" not in plan and "deliveries_pkey" in plan, plan
+        recorded = set((await conn.execute(_RECORD, values)).scalars())
+    assert recorded == set(ids)
