@@ -4,10 +4,12 @@ intake's direct pool and its locked transactions."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from runtime.db import DirectPool, create_engine, transaction_with_locks
 from services.sla.config import SlaSettings
@@ -101,3 +103,22 @@ async def test_a_transaction_with_locks_holds_them_until_it_ends_and_rolls_back_
             assert await other.fetchval(held) == 0
     finally:
         await pool.close()
+
+
+async def test_jsonb_parameters_and_results_round_trip_through_orjson_like_the_stdlib(infrastructure) -> None:
+    """The engines write JSON with orjson; what the stdlib accepted (integer keys, Chinese text) is kept."""
+    name = f"it_json_{infrastructure.run_id}"
+    infrastructure.create_databases(name)
+    settings = SlaSettings(postgres_url=infrastructure.postgres_url, database_name=name, environment="test")
+    engine = create_engine(settings)
+    doc = {"投诉": "明水街道路灯不亮", 3: [1.5, None, True], "nested": {"n": 2**40}}
+    try:
+        async with engine.connect() as conn:
+            query = sa.select(
+                sa.bindparam("doc", doc, type_=JSONB), sa.cast(sa.bindparam("raw", type_=JSONB), sa.Text)
+            )
+            back, text = (await conn.execute(query, {"raw": doc})).one()
+    finally:
+        await engine.dispose()
+    assert back == json.loads(json.dumps(doc))  # the keys as json.dumps writes them
+    assert json.loads(text) == back and "明水街道" in text  # stored as UTF-8 text, not \\u escapes
