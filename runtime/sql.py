@@ -1,4 +1,4 @@
-"""Hot-path SQL statements, compiled once.
+"""Hot-path SQL statements, compiled once, and planned for their values where a cached plan would go stale.
 
 SQLAlchemy 2.0 does not cache the compiled form of PostgreSQL's ``INSERT … ON CONFLICT`` (the dialect's
 ``Insert`` sets ``inherit_cache = False``; the log shows ``[no key]``): every execution compiles the
@@ -10,7 +10,9 @@ parameters. A textual statement is cached like any other, so each execution only
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -43,3 +45,22 @@ def precompiled(
         *(sa.bindparam(name, type_=bind.type) for name, bind in compiled.binds.items())
     )
     return text.columns(*returning) if returning else text
+
+
+@asynccontextmanager
+async def custom_plans(conn: Any) -> AsyncIterator[None]:
+    """Statements run inside are planned for their values and the tables' current size, every time.
+
+    asyncpg prepares every statement; after five executions PostgreSQL may keep a generic plan, costed
+    with the statistics of that moment and kept until the next ANALYZE. On a fresh database (a new
+    district, bench/e2e) a queue table grows from empty within seconds, long before autovacuum's first
+    ANALYZE, and a plan made for a table of one row (a sequential scan, a plain aggregate over a whole
+    partial index) goes on reading every row: 10–60 ms a call at 13,000 rows (auto_explain,
+    2026-11-28). A custom plan reads the table's size at planning; it costs ~0.1–0.4 ms, so only the
+    statements whose plan depends on a growing table's size use it. ``conn``: a SQLAlchemy
+    AsyncConnection or an asyncpg connection, in a transaction (SET LOCAL ends with it; on an error the
+    rollback resets it)."""
+    run = conn.exec_driver_sql if hasattr(conn, "exec_driver_sql") else conn.execute
+    await run("SET LOCAL plan_cache_mode = force_custom_plan")
+    yield
+    await run("SET LOCAL plan_cache_mode = auto")

@@ -40,6 +40,7 @@ from runtime.consumer import is_infrastructure_error
 from runtime.db import transaction_with_locks
 from runtime.outbox import current_trace_headers, outbox_columns, outbox_insert_from_arrays
 from runtime.problems import Problem
+from runtime.sql import custom_plans
 from services.intake import domain
 from services.intake.categories import UNCLASSIFIED
 from services.intake.tables import NEARBY_CELL
@@ -519,13 +520,11 @@ async def _earlier(
             column.append(value)
     earlier: dict[int, Any] = {}
     candidates: dict[int, list[domain.OpenCase]] = {}
-    # Planned for this execution's values: a generic plan cached while the table was small (a fresh
-    # database under a burst, before autovacuum's first ANALYZE) read the whole 48-hour window of appeals,
-    # 13 ms per batch at 6,000 (auto_explain, 2026-11-28). Planning costs ~0.4 ms; only this statement
-    # pays it (for the whole pool it added ~0.8 ms per batch: the insert and its foreign-key checks too).
-    await db.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-    rows = await db.fetch(_EARLIER, *columns)
-    await db.execute("SET LOCAL plan_cache_mode = auto")
+    # A generic plan cached while the table was small read the whole 48-hour window of appeals, 13 ms per
+    # batch at 6,000 (auto_explain, 2026-11-28). Only this statement pays for planning (~0.4 ms): for the
+    # whole pool it added ~0.8 ms per batch, the insert and its foreign-key checks too.
+    async with custom_plans(db):
+        rows = await db.fetch(_EARLIER, *columns)
     for row in rows:
         pending = batch[row["n"]]
         if row["earlier"]:

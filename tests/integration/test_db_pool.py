@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from runtime.db import DirectPool, create_engine, transaction_with_locks
+from runtime.sql import custom_plans
 from services.sla.config import SlaSettings
 
 pytestmark = pytest.mark.integration
@@ -122,3 +123,43 @@ async def test_jsonb_parameters_and_results_round_trip_through_orjson_like_the_s
         await engine.dispose()
     assert back == json.loads(json.dumps(doc))  # the keys as json.dumps writes them
     assert json.loads(text) == back and "明水街道" in text  # stored as UTF-8 text, not \\u escapes
+
+
+async def test_statements_inside_custom_plans_are_planned_for_their_values_every_time(infrastructure) -> None:
+    """After five executions PostgreSQL may keep a generic plan for a prepared statement (asyncpg prepares
+    them all), costed for the table as it then was; inside ``custom_plans`` it never does, on either kind
+    of connection the services use, and the setting ends with the block."""
+    name = f"it_plans_{infrastructure.run_id}"
+    infrastructure.create_databases(name)
+    settings = SlaSettings(postgres_url=infrastructure.postgres_url, database_name=name, environment="test")
+    engine = create_engine(settings)
+    query = "SELECT count(*) FROM queue WHERE id = $1 AND status = 'pending'"
+    plans = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1"
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE queue (id int PRIMARY KEY, status text)")
+            await conn.exec_driver_sql("INSERT INTO queue SELECT i, 'pending' FROM generate_series(1, 10) i")
+        raw = await asyncpg.connect(infrastructure.database_url(name))  # intake's kind of connection
+        try:
+            statement = await raw.prepare(query)
+            for _ in range(8):
+                async with raw.transaction():
+                    async with custom_plans(raw):
+                        assert await statement.fetchval(2) == 1
+                    assert await raw.fetchval("SHOW plan_cache_mode") == "auto"
+            assert tuple(await raw.fetchrow(plans, query)) == (0, 8)
+            for _ in range(8):
+                async with raw.transaction():
+                    await statement.fetchval(2)
+            generic, custom = await raw.fetchrow(plans, query)
+            assert generic > 0  # what the block prevents: the test would catch a block that does nothing
+        finally:
+            await raw.close()
+        async with engine.begin() as conn:  # a SQLAlchemy connection: exec_driver_sql
+            async with custom_plans(conn):
+                assert (
+                    await conn.exec_driver_sql("SHOW plan_cache_mode")
+                ).scalar_one() == "force_custom_plan"
+            assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one() == "auto"
+    finally:
+        await engine.dispose()
