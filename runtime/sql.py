@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,19 +48,27 @@ def precompiled(
 
 
 @asynccontextmanager
-async def custom_plans(conn: Any) -> AsyncIterator[None]:
+async def local_settings(conn: Any, **settings: str) -> AsyncIterator[None]:
+    """PostgreSQL ``settings`` for the statements run inside (SET LOCAL), back to their defaults after.
+
+    ``conn``: a SQLAlchemy AsyncConnection or an asyncpg connection, in a transaction (SET LOCAL ends with
+    it; after an error the rollback resets them, so nothing is run then)."""
+    run = conn.exec_driver_sql if hasattr(conn, "exec_driver_sql") else conn.execute
+    for name, value in settings.items():
+        await run(f"SET LOCAL {name} = {value}")
+    yield
+    for name in settings:
+        await run(f"SET LOCAL {name} TO DEFAULT")
+
+
+def custom_plans(conn: Any) -> AbstractAsyncContextManager[None]:
     """Statements run inside are planned for their values and the tables' current size, every time.
 
     asyncpg prepares every statement; after five executions PostgreSQL may keep a generic plan, costed
     with the statistics of that moment and kept until the next ANALYZE. On a fresh database (a new
     district, bench/e2e) a queue table grows from empty within seconds, long before autovacuum's first
-    ANALYZE, and a plan made for a table of one row (a sequential scan, a plain aggregate over a whole
-    partial index) goes on reading every row: 10–60 ms a call at 13,000 rows (auto_explain,
-    2026-11-28). A custom plan reads the table's size at planning; it costs ~0.1–0.4 ms, so only the
-    statements whose plan depends on a growing table's size use it. ``conn``: a SQLAlchemy
-    AsyncConnection or an asyncpg connection, in a transaction (SET LOCAL ends with it; on an error the
-    rollback resets it)."""
-    run = conn.exec_driver_sql if hasattr(conn, "exec_driver_sql") else conn.execute
-    await run("SET LOCAL plan_cache_mode = force_custom_plan")
-    yield
-    await run("SET LOCAL plan_cache_mode = auto")
+    ANALYZE, and a plan made for a table of one row (a sequential scan, a hash of every row) goes on
+    reading every row: 10–60 ms a call at a few thousand rows (auto_explain, 2026-11-28). A custom plan
+    reads the table's size at planning; it costs ~0.1–0.4 ms, so only the statements whose plan depends
+    on a growing table's size use it."""
+    return local_settings(conn, plan_cache_mode="force_custom_plan")

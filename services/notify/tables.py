@@ -51,11 +51,3 @@ deliveries = sa.Table(
 sa.Index("deliveries_due", deliveries.c.next_attempt_at, postgresql_where=deliveries.c.status == "pending")
 sa.Index("deliveries_by_case", deliveries.c.case_id, deliveries.c.seq)
 sa.Index("deliveries_once_per_case", deliveries.c.case_id, deliveries.c.recipient, deliveries.c.template)
-sa.Index(
-    "deliveries_pending_per_recipient",
-    deliveries.c.case_id,
-    deliveries.c.recipient,
-    deliveries.c.channel,
-    deliveries.c.seq,
-    postgresql_where=deliveries.c.status == "pending",
-)

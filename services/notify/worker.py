@@ -36,7 +36,7 @@ from contracts.events.notify import NotificationFailed, NotificationSent
 from runtime.consumer import is_infrastructure_error
 from runtime.logging import mask_pii
 from runtime.outbox import enqueue
-from runtime.sql import custom_plans
+from runtime.sql import custom_plans, local_settings
 from services.notify.channels import DeliveryError, Outgoing, Sender
 from services.notify.contacts import ContactDirectory
 from services.notify.domain.directory import Directory
@@ -133,7 +133,7 @@ class DeliveryWorker:
     async def claim(self, limit: int) -> list:
         """Lease up to ``limit`` due rows to this worker."""
         now = self._clock()
-        async with self._engine.begin() as conn:
+        async with self._engine.begin() as conn, local_settings(conn, **CLAIM_SETTINGS):
             result = await conn.execute(claim_statement(now, now + self.policy.lease, limit))
             return sorted(result.all(), key=lambda r: r.seq)
 
@@ -303,14 +303,25 @@ class DeliveryWorker:
 T = TypeVar("T")
 
 
+# The claim walks ``deliveries_due`` in order and stops once it has its rows, whatever the statistics say.
+# With statistics from an ANALYZE taken when little was pending, the planner expected a handful of due
+# rows and fetched them all through a bitmap to sort them: during a replay's backlog 1,560 rows and
+# 3,555 buffers for 8 (auto_explain, 2026-11-28), a claim's cost growing with the backlog (after a
+# channel's outage, the worst time). Sorting off leaves the ordered index scan as the plan.
+CLAIM_SETTINGS = {"enable_sort": "off"}
+
+
 def claim_statement(now: datetime, lease_until: datetime, limit: int) -> sa.Update:
     """Lease (``next_attempt_at`` = ``lease_until``) up to ``limit`` rows due by ``now``, returning them.
 
     Messages about one case to one recipient on one channel go in order: a row waits while an earlier one
-    is still pending (in flight or retrying). OFFSET 0 keeps that check a per-row probe of
-    deliveries_pending_per_recipient: as an anti-join, with statistics that took the pending rows for a
-    handful (they come in bursts), PostgreSQL compared every due row with every pending one (402 × 643
-    rows, 81 ms per claim in a 2,000-case replay)."""
+    is still pending (in flight or retrying). OFFSET 0 keeps that check a per-row probe: as an anti-join,
+    with statistics that took the pending rows for a handful (they come in bursts), PostgreSQL compared
+    every due row with every pending one (402 × 643 rows, 81 ms per claim in a 2,000-case replay). The
+    probe reads the case's few deliveries (an index led by case_id): written ``status = 'pending'``, the
+    condition implied the partial index deliveries_due, which the same statistics took for a handful of
+    rows, and every probe read the whole backlog (3,000 rows a probe); the coalesce says the same (status
+    is never NULL) without implying any partial index."""
     earlier = deliveries.alias("earlier")
     earlier_pending = (
         sa.select(earlier.c.id)
@@ -318,7 +329,7 @@ def claim_statement(now: datetime, lease_until: datetime, limit: int) -> sa.Upda
             earlier.c.case_id == deliveries.c.case_id,
             earlier.c.recipient == deliveries.c.recipient,
             earlier.c.channel == deliveries.c.channel,
-            earlier.c.status == "pending",
+            sa.func.coalesce(earlier.c.status, "") == "pending",
             earlier.c.seq < deliveries.c.seq,
         )
         .offset(0)

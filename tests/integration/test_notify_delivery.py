@@ -11,6 +11,7 @@ import email.policy
 import hashlib
 import hmac
 import itertools
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from contracts.envelope import decode_message, encode_event
 from runtime import kafka, migrations
 from runtime.consumer import Delivery, EventConsumer
 from runtime.db import inbox, outbox
+from runtime.sql import local_settings
 from services.notify import bootstrap
 from services.notify.channels.http import new_session
 from services.notify.config import NotifySettings
@@ -46,7 +48,7 @@ from services.notify.domain.directory import (
     Route as RecipientRoute,
 )
 from services.notify.tables import deliveries
-from services.notify.worker import _RECORD, _STATE, ATTEMPTS, claim_statement
+from services.notify.worker import _RECORD, _STATE, ATTEMPTS, CLAIM_SETTINGS, claim_statement
 from tests.conftest import PORT_BASE
 from tests.support import eventually
 from tests.unit.notify import case_life
@@ -595,3 +597,47 @@ async def test_recording_outcomes_finds_each_row_by_its_key_even_before_statisti
         assert "deliveries_due" not in plan and "deliveries_pkey" in plan, plan
         recorded = set((await conn.execute(_RECORD, values)).scalars())
     assert recorded == set(ids)
+
+
+async def test_a_claim_reads_the_due_rows_in_order_and_stops_at_its_limit_whatever_the_backlog(notify_engine):
+    """Statistics from an ANALYZE taken when nothing was pending, then a backlog (a channel was down): the
+    claim must walk the due rows in order and stop once it has its rows, not sort every due row (1,560
+    rows, 3,555 buffers a claim in a replay's backlog), so a claim costs the same at any backlog."""
+    insert = (
+        "INSERT INTO deliveries (id, case_id, trigger_event_id, trigger_type, subscription, recipient,"
+        " recipient_kind, channel, endpoint, template, title, body, payload, quiet_hours,"
+        " trace_headers, next_attempt_at, status)"
+        " SELECT '{p}-' || i, 'C-{p}-' || i, 'e-{p}-' || i, 'assigned', 's', 'department:CGJ', 'department',"
+        " 'webhook', 'grid-app', 'assignment_new', '工单', '正文', '{{}}', false, '{{}}',"
+        " now() - interval '1 hour' + i * interval '1 ms', '{status}' FROM generate_series(1, {n}) AS i"
+    )
+    async with notify_engine.begin() as conn:
+        await conn.exec_driver_sql(insert.format(p="sent", n=300, status="sent"))
+    async with notify_engine.connect() as conn:
+        await conn.exec_driver_sql("ANALYZE deliveries")
+        await conn.commit()
+    now = datetime.now(UTC)
+    async with notify_engine.begin() as conn:
+        await conn.exec_driver_sql(insert.format(p="due", n=3000, status="pending"))
+        compiled = claim_statement(now, now + timedelta(seconds=30), 8).compile(dialect=conn.dialect)
+        params = tuple(compiled.params[name] for name in compiled.positiontup)
+        async with local_settings(conn, **CLAIM_SETTINGS):
+            plan = "\n".join(
+                r[0]
+                for r in (
+                    await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, TIMING OFF) {compiled.string}", params)
+                ).all()
+            )
+    assert "Sort" not in plan and "deliveries_due" in plan, plan
+    scans = re.findall(r"Index Scan using (\w+) on deliveries (\w+) .*actual rows=(\d+)", plan)
+    assert [(index, int(rows)) for index, alias, rows in scans if alias != "earlier"] == [
+        ("deliveries_due", 8)
+    ], plan
+    probes = [index for index, alias, _ in scans if alias == "earlier"]
+    # an index led by the case: the case's few rows, not the backlog
+    assert probes and set(probes) <= {"deliveries_by_case", "deliveries_once_per_case"}, plan
+    assert "Rows Removed by Filter: 3000" not in plan, plan
+    async with notify_engine.begin() as conn:
+        claimed = (await conn.execute(claim_statement(now, now + timedelta(seconds=30), 8))).all()
+    # the first eight were leased by the EXPLAIN ANALYZE (it runs the update): the next eight, in order
+    assert sorted(r.id for r in claimed) == sorted(f"due-{i}" for i in range(9, 17))
