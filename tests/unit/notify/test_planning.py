@@ -116,3 +116,18 @@ def test_a_template_asking_for_data_its_audience_may_not_see_fails_loudly(tmp_pa
     context = context_for(facts, case_life.received(case_id), "supervisor", "督办", LINKS)
     with pytest.raises(Exception, match="citizen_phone_masked"):
         Renderer(tmp_path).render("leaky", "email", context)
+
+
+def test_templates_are_read_once_and_the_sms_fallback_is_known_without_listing_the_directory(tmp_path):
+    """The files ship with the service: after the first render nothing is read again (Jinja would check
+    each file's time on every render, and the SMS fallback listed the directory per message)."""
+    (tmp_path / "told.text.j2").write_text("已受理 {{ case_no }}\n正文", encoding="utf-8")
+    (tmp_path / "own.sms.j2").write_text("短信 {{ case_no }}\n第二行", encoding="utf-8")
+    renderer = Renderer(tmp_path, sms_signature="【章丘12345】")
+    first = [renderer.render(name, "sms", {"case_no": "ZQ1"}) for name in ("told", "own")]
+    assert [r.body for r in first] == ["【章丘12345】已受理 ZQ1", "【章丘12345】短信 ZQ1第二行"]
+    for path in tmp_path.iterdir():
+        path.write_text("改过了", encoding="utf-8")
+    again = [renderer.render(name, "sms", {"case_no": "ZQ1"}) for name in ("told", "own")]
+    assert again == first
+    assert sorted(renderer.names()) == ["own.sms.j2", "told.text.j2"]
