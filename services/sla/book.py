@@ -183,10 +183,12 @@ class ClockBook:
         """Store what changed (cases, clocks, cancellations, new timers, events) and empty the queues."""
         conn = self.conn
         if self._changed_cases:
-            rows = [dataclasses.asdict(self.cases[c]) for c in sorted(self._changed_cases)]
+            # vars(), not dataclasses.asdict: flat rows, and asdict deep-copies every value (a datetime
+            # through copy.deepcopy): 7.7 % of sla's samples under bench/e2e (py-spy, 2026-11-28)
+            rows = [vars(self.cases[c]).copy() for c in sorted(self._changed_cases)]
             await conn.execute(_SAVE_CASES, rows)
         if self._changed_clocks:
-            rows = [dataclasses.asdict(self.clocks[c][s]) for c, s in sorted(self._changed_clocks)]
+            rows = [vars(self.clocks[c][s]).copy() for c, s in sorted(self._changed_clocks)]
             await store.save_deadline(conn, rows)
         if self._cancels:
             await store.cancel_timers_of(conn, [(c, s, at) for (c, s), at in self._cancels.items()])
