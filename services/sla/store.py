@@ -146,7 +146,7 @@ async def cancel_timers_of(conn: AsyncConnection, which: Sequence[tuple[str, str
 _CLAIM = """
 WITH due AS (
     SELECT id FROM sla_timers
-    WHERE {which} AND due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL
+    WHERE {which} AND due_at <= $1 AND {pending}
     {order}
     FOR UPDATE SKIP LOCKED
 ), fired AS (
@@ -159,10 +159,18 @@ SELECT f.*, CASE WHEN f.kind = 'red' THEN (
 FROM fired f
 ORDER BY f.due_at, f.id
 """
-_FIRE_DUE = _CLAIM.format(which="TRUE", order="ORDER BY due_at LIMIT $2")
+_FIRE_DUE = _CLAIM.format(
+    which="TRUE", pending="fired_at IS NULL AND cancelled_at IS NULL", order="ORDER BY due_at LIMIT $2"
+)
 # The same claim for timers picked by id (their events were prepared ahead): those still pending and not
-# held by another replica fire, in due order, with the same columns.
-_FIRE_THESE = _CLAIM.format(which="id = ANY($2::bigint[])", order="")
+# held by another replica fire, in due order, with the same columns. Each by its primary key whatever the
+# statistics say: with the pending condition written as for _FIRE_DUE, statistics from an ANALYZE taken
+# when no timer was pending made the planner read the pending index from its start and filter the ids,
+# the whole overdue backlog per call (20,000 rows, 7 ms for 40 timers); the coalesce says the same and
+# implies no partial index (as in _CANCEL).
+_FIRE_THESE = _CLAIM.format(
+    which="id = ANY($2::bigint[])", pending="coalesce(fired_at, cancelled_at) IS NULL", order=""
+)
 
 # Pending timers after a (due_at, id) position up to a due time, in that order: what the runner prepares.
 _PENDING_AFTER = """

@@ -177,3 +177,38 @@ async def test_the_next_due_timer_is_the_first_entry_of_the_pending_index_even_o
         assert "sla_timers_pending" in plan and "(actual rows=1 loops=1)" in plan, plan
         assert "actual rows=10000" not in plan, plan
         assert await store.next_due_at(conn) == MONDAY
+
+
+async def test_firing_prepared_timers_finds_each_by_its_key_even_with_an_overdue_backlog(
+    sla: Sla,  # noqa: F811 - the fixture
+) -> None:
+    """Statistics from an ANALYZE taken when no timer was pending, then an overdue backlog (sla was down):
+    firing timers picked by id must look each up by its key, not read the pending index from its start
+    and filter the ids (the whole backlog per call)."""
+    fired = [store.NewTimer(f"ZQ{n:08d}", "reply", "red", 1, MONDAY, MONDAY, "A1") for n in range(300)]
+    backlog = [
+        store.NewTimer(f"ZQ{n:08d}", "sign_for", "yellow", 1, MONDAY + timedelta(seconds=n), MONDAY, "A1")
+        for n in range(6000)
+    ]
+    async with sla.engine.begin() as conn:
+        await store.schedule_many(conn, fired)
+        await conn.exec_driver_sql("UPDATE sla_timers SET fired_at = due_at")
+    async with sla.engine.connect() as conn:
+        await conn.exec_driver_sql("ANALYZE sla_timers")
+        await conn.commit()
+    now = MONDAY + timedelta(days=1)
+    async with sla.engine.begin() as conn:
+        await store.schedule_many(conn, backlog)
+        ids = list(
+            (
+                await conn.exec_driver_sql(
+                    "SELECT id FROM sla_timers WHERE fired_at IS NULL ORDER BY id DESC LIMIT 40"
+                )
+            ).scalars()
+        )
+        plan = "\n".join(
+            r[0] for r in (await conn.exec_driver_sql("EXPLAIN " + store._FIRE_THESE, (now, ids))).all()
+        )
+        assert "sla_timers_pending" not in plan and "sla_timers_pkey" in plan, plan
+        rows = await store.fire_these(conn, now, ids)
+    assert sorted(r.id for r in rows) == sorted(ids)
