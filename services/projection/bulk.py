@@ -31,9 +31,11 @@ from services.projection.domain.derive import StatKey
 from services.projection.projector import (
     INSERT_WORKLIST,
     SUMMARY_COLUMNS,
+    TIMELINE_COLUMNS,
     UPSERT_SUMMARY,
     search_changed,
     summary_row,
+    timeline_record,
     write_search,
 )
 from services.projection.tables import (
@@ -45,7 +47,6 @@ from services.projection.tables import (
     worklist_item,
 )
 
-TIMELINE_COLUMNS = tuple(c.name for c in case_timeline.columns)
 INBOX_COLUMNS = ("consumer", "event_id", "topic", "partition", "offset", "outcome")
 WORKLIST_COLUMNS = tuple(c.name for c in worklist_item.columns)
 STATS_COLUMNS = (*STAT_DIMENSIONS, *domain.STAT_COUNTERS)
@@ -207,24 +208,6 @@ async def write_totals(
                     index_elements=["consumer", "topic", "partition"], set_={"offset": offset}
                 )
             )
-
-
-def timeline_record(delivery: Delivery) -> tuple:
-    """``projector.timeline_row`` as a COPY record (TIMELINE_COLUMNS order), its data as JSON text
-    serialised by pydantic in one step (the same JSON: a unit test compares the two)."""
-    envelope = delivery.envelope
-    event = envelope.event
-    return (
-        envelope.id,
-        event.case_id,
-        envelope.type,
-        event.occurred_at,
-        event.actor,
-        envelope.source,
-        event.model_dump_json(),
-        delivery.partition,
-        delivery.offset,
-    )
 
 
 def event_key(event_id: str) -> int | str:

@@ -278,3 +278,37 @@ async def test_keyword_grams_are_rewritten_when_the_text_changes_not_with_every_
     await feed(projection_engine, f.reply_submitted(case, at=at(3), reply="已补装新井盖并加固"))
     assert await grams_version() != written  # the reply is searchable text
     assert case in {i["case_id"] for i in (await get(api, "/v1/cases", q="加固")).json()["items"]}
+
+
+async def test_a_batch_holding_an_event_twice_or_again_applies_it_once_and_keeps_its_json(projection_engine):
+    """The timeline's arrays insert names only the events not seen before: an event twice in one batch
+    (published again) and a batch delivered again each apply once; the stored data is the event's JSON."""
+    case = f.case_id()
+    received = delivery(f.case_received(case, description="路灯不亮，已三天"))
+    assigned = delivery(f.case_assigned(case, "CGJ"))
+    async with projection_engine.begin() as conn:
+        assert await project_batch(conn, [received, assigned, received]) == 2
+    async with projection_engine.begin() as conn:
+        assert await project_batch(conn, [received, assigned]) == 0
+    async with projection_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT event_id, data, log_offset FROM case_timeline"
+                    " WHERE case_id = :c ORDER BY log_offset"
+                ),
+                {"c": case},
+            )
+        ).all()
+        applied = (
+            await conn.execute(
+                sa.text("SELECT events_applied FROM case_summary WHERE case_id = :c"), {"c": case}
+            )
+        ).scalar_one()
+    assert [(r.event_id, r.log_offset) for r in rows] == [
+        (received.envelope.id, received.offset),
+        (assigned.envelope.id, assigned.offset),
+    ]
+    assert rows[0].data == received.envelope.event.model_dump(mode="json")
+    assert rows[0].data["description"] == "路灯不亮，已三天"
+    assert applied == 2

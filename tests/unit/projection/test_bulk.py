@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runtime.db import json_text
 from services.projection.bulk import event_key
 
 
@@ -35,12 +35,12 @@ def test_two_different_ids_never_share_a_key(uuids, texts):
     lon=st.floats(min_value=117.17, max_value=117.74),
     text=st.text(max_size=40),
 )
-def test_a_copy_record_of_the_timeline_is_the_live_paths_row(lat, lon, text):
-    """The rebuild COPYs what the live path inserts: same columns in order, the same JSON data."""
+def test_a_timeline_record_carries_the_event_as_the_engines_json_encoder_wrote_it(lat, lon, text):
+    """The timeline's data is pydantic's JSON text of the event (live path and rebuild alike): the same
+    text the engine's encoder wrote from ``model_dump`` before, so stored rows do not change shape."""
     from contracts.events import Location
     from runtime.consumer import Delivery
-    from services.projection.bulk import TIMELINE_COLUMNS, timeline_record
-    from services.projection.projector import timeline_row
+    from services.projection.projector import TIMELINE_COLUMNS, timeline_record
     from tests import factories as f
 
     case = f.case_id()
@@ -52,11 +52,20 @@ def test_a_copy_record_of_the_timeline_is_the_live_paths_row(lat, lon, text):
     ]
     for offset, event in enumerate(events):
         delivery = Delivery(decode(f.message(event, "t")), "t", 1, offset)
-        row = timeline_row(delivery)
+        envelope = delivery.envelope
         record = dict(zip(TIMELINE_COLUMNS, timeline_record(delivery), strict=True))
         # the same text (PostgreSQL keeps a JSON number's digits as written: 5.0 and 5 differ)
-        assert record.pop("data") == orjson.dumps(row.pop("data")).decode()
-        assert record == row
+        assert record.pop("data") == json_text(envelope.event.model_dump(mode="json"))
+        assert record == {
+            "event_id": envelope.id,
+            "case_id": case,
+            "event_type": envelope.type,
+            "occurred_at": envelope.event.occurred_at,
+            "actor": envelope.event.actor,
+            "source": envelope.source,
+            "log_partition": 1,
+            "log_offset": offset,
+        }
 
 
 def decode(message):
