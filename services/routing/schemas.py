@@ -65,8 +65,8 @@ class DecisionRequest(_Body):
 
     category_code: str | None = None
     category: str | None = Field(None, description="Intake's unified category, if any.")
-    lat: float | None = None
-    lon: float | None = None
+    lat: Annotated[float | None, Field(ge=-90, le=90)] = None
+    lon: Annotated[float | None, Field(ge=-180, le=180)] = None
     crs: Literal["WGS84", "GCJ02", "BD09"] = "WGS84"
     address: str | None = None
     description: str = ""

@@ -176,3 +176,16 @@ async def test_loading_the_same_matrix_again_keeps_the_version_and_only_operator
 
     listed = await routing.client.get("/v1/routing/rule-sets", headers=OPERATOR)
     assert [a["actor"] for a in listed.json()["audit"]][:3] == ["api:operator-console"] * 3
+
+
+async def test_a_dry_run_decision_refuses_coordinates_off_the_globe_with_a_problem(routing) -> None:
+    """Latitude and longitude are bounded as intake bounds them: a longitude of -1.8e308 in BD-09 (found by
+    the API fuzzing) made the datum conversion raise, a 500; now a 422 problem names the field."""
+    body = {"crs": "BD09", "lat": 2.2, "lon": -1.7976931348623157e308, "description": "噪声"}
+    refused = await routing.client.post("/v1/routing/decisions", json=body, headers=OPERATOR)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "lon" in refused.text
+    located = body | {"lat": 36.712, "lon": 117.5405}
+    decided = await routing.client.post("/v1/routing/decisions", json=located, headers=OPERATOR)
+    assert decided.status_code == 200, decided.text
