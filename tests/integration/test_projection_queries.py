@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.util import await_only
 
 from contracts.envelope import Envelope
 from contracts.events import Location
@@ -312,3 +313,26 @@ async def test_a_batch_holding_an_event_twice_or_again_applies_it_once_and_keeps
     assert rows[0].data == received.envelope.event.model_dump(mode="json")
     assert rows[0].data["description"] == "路灯不亮，已三天"
     assert applied == 2
+
+
+async def test_a_case_and_its_timeline_are_read_from_one_snapshot(api, projection_engine):
+    """A batch committed between the read of the summary and the read of the timeline must not show: the
+    summary folded one event and the timeline held two (seen by the crash test on a slow machine)."""
+    case = f.case_id()
+    await feed(projection_engine, f.case_received(case))
+    committed = []
+
+    def commit_an_event_in_between(conn, cursor, statement, parameters, context, executemany):
+        if not committed and statement.lstrip().startswith("SELECT case_timeline."):
+            committed.append(True)
+            await_only(feed(projection_engine, f.case_assigned(case, "CGJ")))  # another connection
+
+    sa.event.listen(projection_engine.sync_engine, "before_cursor_execute", commit_an_event_in_between)
+    try:
+        body = (await get(api, f"/v1/cases/{case}")).json()
+    finally:
+        sa.event.remove(projection_engine.sync_engine, "before_cursor_execute", commit_an_event_in_between)
+    assert committed  # the second batch did commit between the two reads
+    assert body["events_applied"] == len(body["timeline"]) == 1, body
+    later = (await get(api, f"/v1/cases/{case}")).json()
+    assert later["events_applied"] == len(later["timeline"]) == 2

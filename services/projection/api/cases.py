@@ -56,6 +56,10 @@ async def get_case(
     if wait_for:
         fresh = await wait_for_position(runtime.engine, runtime.settings.consumer_group, wait_for, wait_s)
     async with runtime.engine.connect() as conn:
+        # One snapshot for the summary and its timeline: read committed, a batch committed between the two
+        # reads showed a summary that had folded one event and a timeline of two (the crash test saw it).
+        # asyncpg opens the transaction with the level (BEGIN ISOLATION LEVEL …): no extra round trip.
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         found = await conn.execute(sa.select(case_summary).where(case_summary.c.case_id == case_id))
         row = found.mappings().first()
         if row is None or not reader.may_read(row["handler_departments"]):
