@@ -65,6 +65,8 @@ async def _grouped(runtime: Any, reader: Reader, by: str, day_from: date | None,
     sums = [sa.func.sum(st.c[name]).label(name) for name in SUMMED]
     where = _scope(reader, day_from, day_to)
     async with runtime.engine.connect() as conn:
+        # one snapshot, so the total is the sum of the groups even while batches commit (as cases.py)
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         rows = (await conn.execute(sa.select(group.label("key"), *sums).where(*where).group_by(group))).all()
         total = (await conn.execute(sa.select(*sums).where(*where))).mappings().one()
     items = [stat_row(r.key, r._mapping, by) for r in rows]
