@@ -178,10 +178,20 @@ async def transaction_with_locks(db: asyncpg.Connection, locks: list[int]) -> As
         await db.execute(begin)
         yield
     except BaseException:
-        if not db.is_closed():
+        if not _closed(db):
             try:
                 await db.execute("ROLLBACK")
             except Exception:  # the connection broke under us: drop it; the pool opens another
                 db.terminate()
         raise
     await db.execute("COMMIT")
+
+
+def _closed(db: asyncpg.Connection) -> bool:
+    """Whether the connection is gone. When the server closes a pooled connection, asyncpg hands it back
+    to the pool at once and the proxy then refuses every call (InterfaceError "released back to the
+    pool"), which raised in place of the server's error: a 500 in the fault suite where a 503 was due."""
+    try:
+        return db.is_closed()
+    except asyncpg.InterfaceError:
+        return True

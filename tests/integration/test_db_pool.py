@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from runtime.consumer import is_infrastructure_error
 from runtime.db import DirectPool, create_engine, transaction_with_locks
 from runtime.sql import custom_plans
 from services.sla.config import SlaSettings
@@ -163,3 +164,34 @@ async def test_statements_inside_custom_plans_are_planned_for_their_values_every
             assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one() == "auto"
     finally:
         await engine.dispose()
+
+
+async def test_a_transaction_whose_connection_the_server_ends_fails_with_the_servers_error(
+    direct_database,
+) -> None:
+    """The server ends the backend while the transaction begins (PostgreSQL stopping; here: while it waits
+    for a lock): the caller gets the server's error, an infrastructure error (a 503), not the pool proxy's
+    complaint about a connection asyncpg had already handed back (a 500 in the fault suite)."""
+    pool = _direct_pool(direct_database, size=2)
+    try:
+        async with pool.acquire() as db, pool.acquire() as other:
+            backend = await db.fetchval("SELECT pg_backend_pid()")
+            await other.execute("BEGIN; SELECT pg_advisory_xact_lock(5)")
+
+            async def begin_waiting_for_the_lock() -> None:
+                async with transaction_with_locks(db, [5]):
+                    await db.execute("SELECT 1")
+
+            waiting = asyncio.create_task(begin_waiting_for_the_lock())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            await _terminate(direct_database, backend)
+            with pytest.raises(Exception) as raised:
+                await asyncio.wait_for(waiting, 10)
+            await other.execute("ROLLBACK")
+        assert "released back to the pool" not in str(raised.value), repr(raised.value)
+        assert is_infrastructure_error(raised.value), repr(raised.value)
+        async with pool.acquire() as db:  # the pool opens a fresh connection
+            assert await db.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
