@@ -18,12 +18,9 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from prometheus_client import Counter, Gauge
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import OutboundMessage
-from runtime.db import outbox
-from runtime.sql import precompiled
 from runtime.telemetry import tracing_enabled
 
 log = structlog.get_logger(__name__)
@@ -49,27 +46,8 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboundMessage]) ->
     """Store messages in the outbox inside the caller's open transaction (idempotent by event id)."""
     if not messages:
         return
-    # One precompiled statement for every call, its rows batched (executemany).
-    await conn.execute(
-        _ENQUEUE,
-        [
-            {
-                "event_id": m.event_id,
-                "topic": m.topic,
-                "key": m.key,
-                "event_type": m.type,
-                "headers": _header_pairs(m),
-                "value": m.value,
-            }
-            for m in messages
-        ],
-    )
-
-
-_ENQUEUE = precompiled(
-    insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]),
-    ["event_id", "topic", "key", "event_type", "headers", "value"],
-)
+    # One statement of arrays for the whole batch (see runtime.sql.ArrayInsert for why not executemany).
+    await conn.exec_driver_sql(_ENQUEUE, outbox_columns(messages))
 
 
 def _header_pairs(message: OutboundMessage) -> list[list[str]]:
@@ -93,6 +71,7 @@ def outbox_insert_from_arrays(first: int, join: str = "", where: str = "") -> st
     )
 
 
+_ENQUEUE = outbox_insert_from_arrays(1)
 OutboxRow = tuple[str, str, str, str, str, bytes]
 
 

@@ -10,7 +10,7 @@ parameters. A textual statement is cached like any other, so each execution only
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
+
+from runtime.db import json_text
 
 # Any PostgreSQL dialect with named parameters: only the SQL text and the bind types are taken from it;
 # execution goes through the service's asyncpg engine as usual.
@@ -45,6 +47,63 @@ def precompiled(
         *(sa.bindparam(name, type_=bind.type) for name, bind in compiled.binds.items())
     )
     return text.columns(*returning) if returning else text
+
+
+class ArrayInsert:
+    """An INSERT of many rows as one statement, each column's values one array parameter (``unnest``).
+
+    executemany runs its statement once per row (asyncpg pipelines them, but PostgreSQL starts, plans and
+    ends each one, and fires statement triggers each time): under bench/e2e sla's outbox and stage-clock
+    writes, three statements per case each, took ~0.1 ms apiece. Here a batch is one statement and one
+    set of parameters. Rows go in in the order given (an identity column numbers them so).
+
+    ``conflict`` is the statement's ``ON CONFLICT`` clause (``do_update`` writes the usual one). Unlike
+    executemany, one statement cannot update the same row twice: an upsert's rows need distinct keys.
+    JSON and JSONB values are written by the engines' own serialiser (``runtime.db.json_text``).
+    """
+
+    def __init__(self, table: sa.Table, columns: Sequence[str], conflict: str = "") -> None:
+        self.columns = tuple(columns)
+        quote = _DIALECT.identifier_preparer.quote
+        names = ", ".join(quote(name) for name in self.columns)
+        arrays, values = [], []
+        self._json: list[int] = []
+        for k, name in enumerate(self.columns):
+            kind = table.c[name].type
+            if isinstance(kind, sa.JSON):
+                self._json.append(k)
+                arrays.append(f"${k + 1}::text[]")
+                values.append(f"r.{quote(name)}::{_DIALECT.type_compiler_instance.process(kind)}")
+            else:
+                arrays.append(f"${k + 1}::{_DIALECT.type_compiler_instance.process(kind)}[]")
+                values.append(f"r.{quote(name)}")
+        self.sql = (
+            f"INSERT INTO {quote(table.name)} ({names})"
+            f" SELECT {', '.join(values)}"
+            f" FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS r({names}, position)"
+            f" ORDER BY r.position {conflict}"
+        ).rstrip()
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Any], ...]:
+        """The statement's parameters: one list per column, JSON values as text."""
+        arrays = tuple([row[name] for row in rows] for name in self.columns)
+        for k in self._json:
+            arrays[k][:] = [None if value is None else json_text(value) for value in arrays[k]]
+        return arrays
+
+    async def execute(self, conn: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (dicts holding at least ``columns``) on a SQLAlchemy AsyncConnection."""
+        if rows:
+            await conn.exec_driver_sql(self.sql, self.arrays(rows))
+
+
+def do_update(keys: Sequence[str], columns: Sequence[str], **also: str) -> str:
+    """``ON CONFLICT (keys) DO UPDATE`` setting every other of ``columns`` to the new row's value, and
+    each of ``also`` to its SQL expression (``updated_at="now()"``)."""
+    quote = _DIALECT.identifier_preparer.quote
+    sets = [f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in keys]
+    sets += [f"{quote(name)} = {expression}" for name, expression in also.items()]
+    return f"ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {', '.join(sets)}"
 
 
 @asynccontextmanager

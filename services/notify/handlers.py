@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery, apply_in_unit
-from runtime.sql import precompiled
+from runtime.sql import ArrayInsert, do_update
 from services.notify.domain import facts as case_facts
 from services.notify.domain.directory import Directory
 from services.notify.domain.planning import Notice, plan
@@ -135,15 +134,14 @@ class NotifyBatch:
 
     async def finish(self) -> None:
         if self.changed:
-            await self.conn.execute(
-                _SAVE_FACTS,
+            await _SAVE_FACTS.execute(
+                self.conn,
                 [
                     {"case_id": case_id, "facts": self.facts[case_id].model_dump(mode="json")}  # type: ignore[union-attr]
                     for case_id in sorted(self.changed)
                 ],
             )
-        if self.rows:
-            await self.conn.execute(_QUEUE_DELIVERY, self.rows)
+        await _QUEUE_DELIVERY.execute(self.conn, self.rows)
         self.changed, self.rows = set(), []
 
     async def _tell_once(self, case_id: str, notice: Notice) -> bool:
@@ -188,13 +186,10 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at",
     "deferred_reason",
 )
-_QUEUE_DELIVERY = precompiled(
-    insert(deliveries).on_conflict_do_nothing(constraint="deliveries_once"), _DELIVERY_COLUMNS
+# Each batch's rows in one statement of arrays (runtime.sql.ArrayInsert), in order: seq numbers them so.
+_QUEUE_DELIVERY = ArrayInsert(
+    deliveries, _DELIVERY_COLUMNS, "ON CONFLICT ON CONSTRAINT deliveries_once DO NOTHING"
 )
-_facts_insert = insert(case_facts_table)
-_SAVE_FACTS = precompiled(
-    _facts_insert.on_conflict_do_update(
-        index_elements=["case_id"], set_={"facts": _facts_insert.excluded.facts, "updated_at": sa.func.now()}
-    ),
-    ["case_id", "facts"],
+_SAVE_FACTS = ArrayInsert(
+    case_facts_table, ["case_id", "facts"], do_update(["case_id"], ["case_id", "facts"], updated_at="now()")
 )

@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import OutboundMessage
 from runtime.outbox import enqueue
+from runtime.sql import ArrayInsert, do_update
 from services.sla import store
 from services.sla.tables import cases, deadlines
 
@@ -186,7 +186,7 @@ class ClockBook:
             # vars(), not dataclasses.asdict: flat rows, and asdict deep-copies every value (a datetime
             # through copy.deepcopy): 7.7 % of sla's samples under bench/e2e (py-spy, 2026-11-28)
             rows = [vars(self.cases[c]).copy() for c in sorted(self._changed_cases)]
-            await conn.execute(_SAVE_CASES, rows)
+            await _SAVE_CASES.execute(conn, rows)
         if self._changed_clocks:
             rows = [vars(self.clocks[c][s]).copy() for c, s in sorted(self._changed_clocks)]
             await store.save_deadline(conn, rows)
@@ -198,12 +198,4 @@ class ClockBook:
         self._timers, self._messages = [], []
 
 
-def _save_cases_statement() -> sa.Insert:
-    stmt = insert(cases)
-    return stmt.on_conflict_do_update(
-        index_elements=["case_id"],
-        set_={k: stmt.excluded[k] for k in _CASE_COLUMNS if k != "case_id"} | {"updated_at": sa.func.now()},
-    )
-
-
-_SAVE_CASES = _save_cases_statement()
+_SAVE_CASES = ArrayInsert(cases, _CASE_COLUMNS, do_update(["case_id"], _CASE_COLUMNS, updated_at="now()"))

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.events.sla import DeadlineStage
 from runtime.outbox import OutboxRow, outbox_columns_of_rows, outbox_insert_from_arrays
-from runtime.sql import custom_plans, precompiled
+from runtime.sql import ArrayInsert, custom_plans, do_update
 from services.sla.domain.calendar import YearTable
 from services.sla.tables import deadlines, holiday_years, holidays, timers
 
@@ -32,23 +32,15 @@ async def deadline_rows(
 
 async def save_deadline(conn: AsyncConnection, values: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
     """Insert or replace stage clocks (the caller has chosen each new generation); many rows, with the same
-    keys, go in one executemany."""
+    keys and one row per case and stage, go in one statement."""
     rows = [values] if isinstance(values, dict) else list(values)
     if rows:
-        await conn.execute(_save_deadline_statement(tuple(rows[0])), rows)
+        await _save_deadline_statement(tuple(rows[0])).execute(conn, rows)
 
 
 @functools.cache
-def _save_deadline_statement(columns: tuple[str, ...]) -> sa.TextClause:
-    stmt = insert(deadlines)
-    return precompiled(
-        stmt.on_conflict_do_update(
-            index_elements=["case_id", "stage"],
-            set_={k: stmt.excluded[k] for k in columns if k not in ("case_id", "stage")}
-            | {"updated_at": sa.func.now()},
-        ),
-        columns,
-    )
+def _save_deadline_statement(columns: tuple[str, ...]) -> ArrayInsert:
+    return ArrayInsert(deadlines, columns, do_update(["case_id", "stage"], columns, updated_at="now()"))
 
 
 async def fired_kinds(conn: AsyncConnection, case_id: str, stage: str, since: datetime) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 
 import asyncpg
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from runtime.consumer import is_infrastructure_error
 from runtime.db import DirectPool, create_engine, transaction_with_locks
-from runtime.sql import custom_plans
+from runtime.sql import ArrayInsert, custom_plans, do_update
 from services.sla.config import SlaSettings
 
 pytestmark = pytest.mark.integration
@@ -124,6 +125,60 @@ async def test_jsonb_parameters_and_results_round_trip_through_orjson_like_the_s
         await engine.dispose()
     assert back == json.loads(json.dumps(doc))  # the keys as json.dumps writes them
     assert json.loads(text) == back and "明水街道" in text  # stored as UTF-8 text, not \\u escapes
+
+
+async def test_an_array_insert_writes_a_batch_in_one_statement_in_order_and_upserts(infrastructure) -> None:
+    """ArrayInsert: one statement per batch (not one per row), rows numbered in the order given, every
+    column type the services write (NULLs, Chinese text, JSONB, a quoted name) kept, and its ON CONFLICT
+    clause applied: an update of the other columns, or the first of two rows with one key."""
+    name = f"it_arrays_{infrastructure.run_id}"
+    infrastructure.create_databases(name)
+    settings = SlaSettings(postgres_url=infrastructure.postgres_url, database_name=name, environment="test")
+    engine = create_engine(settings)
+    table = sa.Table(
+        "queue",
+        sa.MetaData(),
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("seq", sa.BigInteger, sa.Identity()),
+        sa.Column("offset", sa.Integer),
+        sa.Column("amount", sa.Float),
+        sa.Column("due_at", sa.DateTime(timezone=True)),
+        sa.Column("urgent", sa.Boolean),
+        sa.Column("payload", JSONB),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("'2000-01-01'")),
+    )
+    columns = ["id", "offset", "amount", "due_at", "urgent", "payload"]
+    upsert = ArrayInsert(table, columns, do_update(["id"], columns, updated_at="now()"))
+    once = ArrayInsert(table, columns, "ON CONFLICT (id) DO NOTHING")
+    due = datetime.fromisoformat("2026-11-29T09:30:00+08:00")
+    rows = [
+        {"id": "GL-3", "offset": 7, "amount": 1.5, "due_at": due, "urgent": True, "payload": {"街": "明水"}},
+        {"id": "GL-1", "offset": None, "amount": 2, "due_at": None, "urgent": False, "payload": None},
+        {"id": "GL-2", "offset": 0, "amount": None, "due_at": due, "urgent": None, "payload": [1, {"n": 2}]},
+    ]
+    statements: list[str] = []
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+            statements.clear()
+            await upsert.execute(conn, rows)
+            assert len(statements) == 1  # executemany would have run three
+            stored = (await conn.execute(sa.select(table).order_by(table.c.seq))).mappings().all()
+            assert [{k: r[k] for k in columns} for r in stored] == rows
+            assert [r["updated_at"].year for r in stored] == [2000] * 3  # the server default on insert
+            await upsert.execute(conn, [{**rows[1], "offset": 9, "payload": {"改": True}}])
+            await once.execute(conn, [{**rows[2], "offset": 5}])  # a key already there: nothing
+            new = [{**rows[0], "id": "GL-4", "offset": 1}, {**rows[0], "id": "GL-4", "offset": 2}]
+            await once.execute(conn, new)  # the same key twice in one batch: the first is kept
+            await upsert.execute(conn, [])  # no rows, no statement
+            after = {r.id: r for r in (await conn.execute(sa.select(table))).all()}
+            assert (after["GL-1"].offset, after["GL-1"].payload) == (9, {"改": True})
+            assert after["GL-1"].updated_at.year > 2000 and after["GL-1"].seq == stored[1]["seq"]
+            assert after["GL-2"].offset == 0 and after["GL-4"].offset == 1
+            assert len(statements) == 6
+    finally:
+        await engine.dispose()
 
 
 async def test_statements_inside_custom_plans_are_planned_for_their_values_every_time(infrastructure) -> None:
