@@ -59,7 +59,8 @@ class ArrayInsert:
 
     ``conflict`` is the statement's ``ON CONFLICT`` clause (``do_update`` writes the usual one). Unlike
     executemany, one statement cannot update the same row twice: an upsert's rows need distinct keys.
-    JSON and JSONB values are written by the engines' own serialiser (``runtime.db.json_text``).
+    JSON and JSONB values are written by the engines' own serialiser (``runtime.db.json_text``), an
+    ARRAY column's values in PostgreSQL's array text form (``array_literal``).
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str], conflict: str = "") -> None:
@@ -68,10 +69,11 @@ class ArrayInsert:
         names = ", ".join(quote(name) for name in self.columns)
         arrays, values = [], []
         self._json: list[int] = []
+        self._arrays: list[int] = []
         for k, name in enumerate(self.columns):
             kind = table.c[name].type
-            if isinstance(kind, sa.JSON):
-                self._json.append(k)
+            if isinstance(kind, sa.JSON | sa.ARRAY):  # unnest() would flatten an array of arrays
+                (self._json if isinstance(kind, sa.JSON) else self._arrays).append(k)
                 arrays.append(f"${k + 1}::text[]")
                 values.append(f"r.{quote(name)}::{_DIALECT.type_compiler_instance.process(kind)}")
             else:
@@ -89,12 +91,23 @@ class ArrayInsert:
         arrays = tuple([row[name] for row in rows] for name in self.columns)
         for k in self._json:
             arrays[k][:] = [None if value is None else json_text(value) for value in arrays[k]]
+        for k in self._arrays:
+            arrays[k][:] = [None if value is None else array_literal(value) for value in arrays[k]]
         return arrays
 
     async def execute(self, conn: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (dicts holding at least ``columns``) on a SQLAlchemy AsyncConnection."""
         if rows:
             await conn.exec_driver_sql(self.sql, self.arrays(rows))
+
+
+def array_literal(values: Sequence[Any]) -> str:
+    """PostgreSQL's text form of a one-dimensional array (``{"a","b \\"c\\"",NULL}``): every element
+    quoted, with backslashes and double quotes escaped, so any text reads back as it was."""
+    quoted = (
+        "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    )
+    return "{" + ",".join(quoted) + "}"
 
 
 def do_update(keys: Sequence[str], columns: Sequence[str], **also: str) -> str:

@@ -143,7 +143,7 @@ class BulkLoad:
         await self._copy(conn, case_search.name, ("case_id", "grams"), new_search)
         await self._copy(conn, worklist_item.name, WORKLIST_COLUMNS, new_items)
         if updated:
-            await conn.execute(UPSERT_SUMMARY, updated)
+            await UPSERT_SUMMARY.execute(conn, updated)
             await write_search(conn, [s for b, s in changes if b is not None and search_changed(b, s)])
         if stale_items:
             await conn.execute(
@@ -155,7 +155,7 @@ class BulkLoad:
                 stale_items,
             )
         if fresh_items:
-            await conn.execute(INSERT_WORKLIST, fresh_items)
+            await INSERT_WORKLIST.execute(conn, fresh_items)
         add_stats(self.stats, domain.stat_deltas(changes))
         self.written.update(case_ids)
 

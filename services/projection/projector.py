@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery
-from runtime.sql import precompiled
+from runtime.sql import ArrayInsert, do_update
 from services.projection import domain
 from services.projection.tables import (
     STAT_DIMENSIONS,
@@ -31,23 +30,15 @@ from services.projection.tables import (
 SUMMARY_COLUMNS = tuple(c.name for c in case_summary.columns)
 STAT_COUNTER_COLUMNS = tuple(c.name for c in case_stats_daily.columns if c.name not in STAT_DIMENSIONS)
 
-# Built and compiled once (runtime.sql.precompiled): SQLAlchemy would compile a PostgreSQL upsert on every
-# execution, and a 70-column one costs more to compile than to run.
-_summary_insert = insert(case_summary)
-UPSERT_SUMMARY = precompiled(
-    _summary_insert.on_conflict_do_update(
-        index_elements=["case_id"],
-        set_={name: _summary_insert.excluded[name] for name in SUMMARY_COLUMNS if name != "case_id"},
-    ),
-    SUMMARY_COLUMNS,
-)
-_stats_insert = insert(case_stats_daily)
-ADD_STATS = precompiled(
-    _stats_insert.on_conflict_do_update(
-        index_elements=list(STAT_DIMENSIONS),
-        set_={name: case_stats_daily.c[name] + _stats_insert.excluded[name] for name in STAT_COUNTER_COLUMNS},
-    ),
+# Each write is one statement of column arrays per batch (runtime.sql.ArrayInsert), its SQL written once:
+# SQLAlchemy compiled a PostgreSQL upsert on every execution, and an executemany ran one statement per row
+# (the summary upsert: ~3 per case, 19 % of PostgreSQL's execution in a bench/e2e replay, 2026-11-29).
+UPSERT_SUMMARY = ArrayInsert(case_summary, SUMMARY_COLUMNS, do_update(["case_id"], SUMMARY_COLUMNS))
+ADD_STATS = ArrayInsert(
+    case_stats_daily,
     [*STAT_DIMENSIONS, *STAT_COUNTER_COLUMNS],
+    f"ON CONFLICT ({', '.join(STAT_DIMENSIONS)}) DO UPDATE SET "
+    + ", ".join(f"{name} = case_stats_daily.{name} + excluded.{name}" for name in STAT_COUNTER_COLUMNS),
 )
 TIMELINE_COLUMNS = tuple(c.name for c in case_timeline.columns)
 # A batch's timeline as one statement of arrays, its data as the JSON text pydantic writes in one step;
@@ -66,14 +57,8 @@ ORDER BY t.position
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
-_search_insert = insert(case_search)
-UPSERT_SEARCH = precompiled(
-    _search_insert.on_conflict_do_update(
-        index_elements=["case_id"], set_={"grams": _search_insert.excluded.grams}
-    ),
-    ["case_id", "grams"],
-)
-INSERT_WORKLIST = precompiled(insert(worklist_item), [c.name for c in worklist_item.columns])
+UPSERT_SEARCH = ArrayInsert(case_search, ["case_id", "grams"], do_update(["case_id"], ["case_id", "grams"]))
+INSERT_WORKLIST = ArrayInsert(worklist_item, [c.name for c in worklist_item.columns])
 
 
 async def project(conn: AsyncConnection, delivery: Delivery) -> None:
@@ -164,11 +149,11 @@ def search_row(state: dict[str, Any]) -> dict[str, Any]:
 
 async def write_search(conn: AsyncConnection, states: list[dict[str, Any]]) -> None:
     if states:
-        await conn.execute(UPSERT_SEARCH, [search_row(s) for s in states])
+        await UPSERT_SEARCH.execute(conn, [search_row(s) for s in states])
 
 
 async def _write_summaries(conn: AsyncConnection, states: list[dict[str, Any]]) -> None:
-    await conn.execute(UPSERT_SUMMARY, [summary_row(s) for s in states])
+    await UPSERT_SUMMARY.execute(conn, [summary_row(s) for s in states])
 
 
 async def _write_stats(conn: AsyncConnection, deltas: dict[tuple, dict[str, int]]) -> None:
@@ -178,7 +163,7 @@ async def _write_stats(conn: AsyncConnection, deltas: dict[tuple, dict[str, int]
         {**dict(zip(STAT_DIMENSIONS, key, strict=True)), **counters}
         for key, counters in sorted(deltas.items())
     ]
-    await conn.execute(ADD_STATS, rows)
+    await ADD_STATS.execute(conn, rows)
     if any(counters["received"] < 0 for counters in deltas.values()):  # only then can a row reach zero
         await conn.execute(
             sa.delete(case_stats_daily).where(
@@ -196,4 +181,4 @@ async def _write_worklists(conn: AsyncConnection, case_ids: list[str], states: l
     await conn.execute(sa.delete(worklist_item).where(worklist_item.c.case_id.in_(case_ids)))
     items = [item for state in states for item in domain.worklist_items(state)]
     if items:
-        await conn.execute(INSERT_WORKLIST, items)
+        await INSERT_WORKLIST.execute(conn, items)

@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from runtime.consumer import is_infrastructure_error
 from runtime.db import DirectPool, create_engine, transaction_with_locks
@@ -145,16 +145,42 @@ async def test_an_array_insert_writes_a_batch_in_one_statement_in_order_and_upse
         sa.Column("due_at", sa.DateTime(timezone=True)),
         sa.Column("urgent", sa.Boolean),
         sa.Column("payload", JSONB),
+        sa.Column("tags", ARRAY(sa.Text)),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("'2000-01-01'")),
     )
-    columns = ["id", "offset", "amount", "due_at", "urgent", "payload"]
+    columns = ["id", "offset", "amount", "due_at", "urgent", "payload", "tags"]
+    tags = ['a "quoted", {braced} tag', "back\\slash\\", "NULL", None, "", " 明水 "]
     upsert = ArrayInsert(table, columns, do_update(["id"], columns, updated_at="now()"))
     once = ArrayInsert(table, columns, "ON CONFLICT (id) DO NOTHING")
     due = datetime.fromisoformat("2026-11-29T09:30:00+08:00")
     rows = [
-        {"id": "GL-3", "offset": 7, "amount": 1.5, "due_at": due, "urgent": True, "payload": {"街": "明水"}},
-        {"id": "GL-1", "offset": None, "amount": 2, "due_at": None, "urgent": False, "payload": None},
-        {"id": "GL-2", "offset": 0, "amount": None, "due_at": due, "urgent": None, "payload": [1, {"n": 2}]},
+        {
+            "id": "GL-3",
+            "offset": 7,
+            "amount": 1.5,
+            "due_at": due,
+            "urgent": True,
+            "payload": {"街": "明水"},
+            "tags": tags,
+        },
+        {
+            "id": "GL-1",
+            "offset": None,
+            "amount": 2,
+            "due_at": None,
+            "urgent": False,
+            "payload": None,
+            "tags": None,
+        },
+        {
+            "id": "GL-2",
+            "offset": 0,
+            "amount": None,
+            "due_at": due,
+            "urgent": None,
+            "payload": [1, {"n": 2}],
+            "tags": [],
+        },
     ]
     statements: list[str] = []
     sa.event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
