@@ -47,7 +47,7 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboundMessage]) ->
     if not messages:
         return
     # One statement of arrays for the whole batch (see runtime.sql.ArrayInsert for why not executemany).
-    await conn.exec_driver_sql(_ENQUEUE, outbox_columns(messages))
+    await conn.exec_driver_sql(ENQUEUE, outbox_columns(messages))
 
 
 def _header_pairs(message: OutboundMessage) -> list[list[str]]:
@@ -71,7 +71,8 @@ def outbox_insert_from_arrays(first: int, join: str = "", where: str = "") -> st
     )
 
 
-_ENQUEUE = outbox_insert_from_arrays(1)
+# The outbox write of a batch on its own: six array parameters (outbox_columns), $1 … $6.
+ENQUEUE = outbox_insert_from_arrays(1)
 OutboxRow = tuple[str, str, str, str, str, bytes]
 
 

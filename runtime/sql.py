@@ -72,12 +72,13 @@ class ArrayInsert:
         self._arrays: list[int] = []
         for k, name in enumerate(self.columns):
             kind = table.c[name].type
-            if isinstance(kind, sa.JSON | sa.ARRAY):  # unnest() would flatten an array of arrays
+            sql_type = _DIALECT.type_compiler_instance.process(kind)
+            if isinstance(kind, sa.JSON | sa.ARRAY):  # as text: unnest() would flatten an array of arrays
                 (self._json if isinstance(kind, sa.JSON) else self._arrays).append(k)
                 arrays.append(f"${k + 1}::text[]")
-                values.append(f"r.{quote(name)}::{_DIALECT.type_compiler_instance.process(kind)}")
+                values.append(f"r.{quote(name)}::{sql_type}")
             else:
-                arrays.append(f"${k + 1}::{_DIALECT.type_compiler_instance.process(kind)}[]")
+                arrays.append(f"${k + 1}::{sql_type}[]")
                 values.append(f"r.{quote(name)}")
         self.sql = (
             f"INSERT INTO {quote(table.name)} ({names})"

@@ -37,8 +37,11 @@ UPSERT_SUMMARY = ArrayInsert(case_summary, SUMMARY_COLUMNS, do_update(["case_id"
 ADD_STATS = ArrayInsert(
     case_stats_daily,
     [*STAT_DIMENSIONS, *STAT_COUNTER_COLUMNS],
-    f"ON CONFLICT ({', '.join(STAT_DIMENSIONS)}) DO UPDATE SET "
-    + ", ".join(f"{name} = case_stats_daily.{name} + excluded.{name}" for name in STAT_COUNTER_COLUMNS),
+    do_update(
+        STAT_DIMENSIONS,
+        STAT_DIMENSIONS,  # the counters are added to, not replaced
+        **{name: f"case_stats_daily.{name} + excluded.{name}" for name in STAT_COUNTER_COLUMNS},
+    ),
 )
 TIMELINE_COLUMNS = tuple(c.name for c in case_timeline.columns)
 # A batch's timeline as one statement of arrays, its data as the JSON text pydantic writes in one step;

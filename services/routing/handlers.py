@@ -32,7 +32,7 @@ from contracts.events.intake import (
 from contracts.events.routing import Assignee, CaseAssigned, CaseTransferred, RoutingBasis
 from runtime.consumer import Delivery, UnitOfWorkFactory
 from runtime.db import outbox
-from runtime.outbox import current_trace_headers, outbox_columns, outbox_insert_from_arrays
+from runtime.outbox import ENQUEUE, current_trace_headers, outbox_columns
 from services.routing import dispatch
 from services.routing.config import RoutingSettings
 from services.routing.domain import assignment as sm
@@ -136,7 +136,7 @@ class CaseBook:
         """Write the changed cases and the queued messages (inside the caller's transaction)."""
         db = await self._db()
         if self._messages:
-            await db.execute(_ENQUEUE, *outbox_columns(self._messages))
+            await db.execute(ENQUEUE, *outbox_columns(self._messages))
         if self._changed:
             await db.execute(_SAVE_CASES, *_case_columns(list(self._changed.values())))
         self._messages, self._changed = [], {}
@@ -178,7 +178,6 @@ ON CONFLICT (case_id) DO UPDATE SET
     assignee_code = excluded.assignee_code, state = excluded.state, received = excluded.received,
     decision_event_ids = excluded.decision_event_ids, updated_at = now()
 """
-_ENQUEUE = outbox_insert_from_arrays(1)
 
 
 async def load_case(conn: AsyncConnection, case_id: str) -> CaseRecord | None:
