@@ -14,6 +14,7 @@ from services.intake.schemas import (
     AppealChanged,
     AppealUpdate,
     CaseAccepted,
+    ContactField,
     ContactRevealed,
     FeedbackCreate,
     GridReportCreate,
@@ -143,6 +144,14 @@ async def reveal_contact(
     intake: IntakeDep,
     principal: Annotated[Principal, Depends(client("pii:read"))],
     purpose: Annotated[str, Query(min_length=2, max_length=200, description="Why (recorded in the audit).")],
+    fields: Annotated[
+        list[ContactField] | None,
+        Query(description="Only these (repeatable; all when absent): ask for what the task needs."),
+    ] = None,
 ) -> ContactRevealed:
-    """Clear name, phone and ID number of one case, for an operator holding pii:read (audited)."""
-    return ContactRevealed(**await citizen.reveal_contact(intake, case_id, principal.client_id, purpose))
+    """Clear name, phone, ID number and original text of one case, for a client holding pii:read; the
+    audit records who, why and which fields were revealed. Fields not asked for are null."""
+    wanted = list(dict.fromkeys(fields)) if fields else list(citizen.CONTACT_FIELDS)
+    return ContactRevealed(
+        **await citizen.reveal_contact(intake, case_id, principal.client_id, purpose, wanted)
+    )

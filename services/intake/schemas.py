@@ -196,10 +196,16 @@ class AppealChanged(BaseModel):
     events: list[str] = Field(description="CloudEvents types this request recorded (empty on a replay).")
 
 
+ContactField = Literal["name", "phone", "id_number", "description"]
+
+
 class ContactRevealed(BaseModel):
     """Clear personal data of one case, for an authorised operator (each read is audited)."""
 
     case_id: str
+    citizen_ref: str | None = Field(
+        None, description="The citizen's pseudonymous reference, as the case's events carry it."
+    )
     name: str | None
     phone: str | None
     id_number: str | None

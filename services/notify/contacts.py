@@ -19,7 +19,7 @@ class ContactDirectory(Protocol):
 
 class IntakeContactDirectory:
     """Adapter: intake's scoped contact endpoint (API key with scope ``pii:read``; each read is logged
-    by intake with our client id and purpose)."""
+    by intake with our client id, purpose and the fields read). It asks for the phone alone."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, path: str, api_key: str) -> None:
         self._session = session
@@ -32,7 +32,7 @@ class IntakeContactDirectory:
         try:
             status, body = await request(
                 self._session, "GET", url, "intake's contact lookup",
-                params={"purpose": "notify-sms"}, headers={"X-API-Key": self._api_key},
+                params={"purpose": "notify-sms", "fields": "phone"}, headers={"X-API-Key": self._api_key},
             )  # fmt: skip
         except DeliveryError as exc:
             raise DeliveryError(f"contact lookup failed: {exc}", endpoint_fault=False) from None

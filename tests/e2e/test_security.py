@@ -255,7 +255,8 @@ def test_reading_a_citizens_clear_contact_is_audited_and_refusals_reveal_and_rec
 ):
     def officer_reads() -> list[asyncpg.Record]:  # notify's own reads (purpose notify-sms) aside
         reads = asyncio.run(_contact_reads(api.system, infrastructure, case_id))
-        assert all(r["purpose"] == "notify-sms" for r in reads if r["client_id"] == "notify-service")
+        notify = [r for r in reads if r["client_id"] == "notify-service"]
+        assert all(r["purpose"] == "notify-sms" and json.loads(r["fields"]) == ["phone"] for r in notify)
         return [r for r in reads if r["client_id"] != "notify-service"]
 
     order = hotline_order(1, seed=910) | {"caller_id_number": "370114199001011234"}

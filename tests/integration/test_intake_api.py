@@ -492,11 +492,28 @@ async def test_personal_data_is_stored_encrypted_and_revealed_only_to_pii_read_w
     body = revealed.json()
     assert body["phone"] == "+86" + order["caller_phone"] and body["id_number"] == "370114199001011234"
     assert "13912345678" in body["description"]
+    assert body["citizen_ref"] == received.citizen.citizen_ref
+    officer = {"X-API-Key": "dev-pii-officer-key"}
+    phone_only = await intake.client.get(
+        path, params={"purpose": "短信回访", "fields": "phone"}, headers=officer
+    )
+    assert phone_only.status_code == 200
+    assert phone_only.json() | {"access_id": 0} == {
+        "case_id": case_id, "citizen_ref": received.citizen.citizen_ref,
+        "phone": "+86" + order["caller_phone"],
+        "name": None, "id_number": None, "description": None, "access_id": 0,
+    }  # fmt: skip
+    unknown = await intake.client.get(
+        "/v1/intake/cases/ZQ-NONE/contact", params={"purpose": "回访"}, headers=officer
+    )
+    assert unknown.status_code == 404 and "No appeal ZQ-NONE" in unknown.json()["detail"]
     async with intake.runtime.engine.connect() as conn:
-        audit = (await conn.execute(sa.select(pii_access_log))).all()
-    assert [(a.case_id, a.client_id, a.purpose) for a in audit] == [
-        (case_id, "operator-pii-officer", "回访核实")
-    ]
+        audit = (await conn.execute(sa.select(pii_access_log).order_by(pii_access_log.c.id))).all()
+    assert [(a.id, a.case_id, a.client_id, a.purpose, a.fields) for a in audit] == [
+        (body["access_id"], case_id, "operator-pii-officer", "回访核实",
+         ["name", "phone", "id_number", "description"]),
+        (phone_only.json()["access_id"], case_id, "operator-pii-officer", "短信回访", ["phone"]),
+    ]  # fmt: skip
 
 
 async def test_withdrawing_twice_records_one_withdrawal_and_closes_the_case(intake):

@@ -102,13 +102,20 @@ async def test_a_gateway_failure_message_never_contains_the_phone_number():
     assert "13812341234" not in str(failure.value)
 
 
-async def test_the_contact_adapter_asks_intake_with_its_key_and_a_purpose_and_reads_the_phone():
-    contact = orjson.dumps({"case_id": "ZQ1", "phone": "13812341234", "access_id": 7})
+async def test_the_contact_adapter_asks_intake_for_the_phone_alone_with_its_key_and_a_purpose():
+    contact = orjson.dumps({"case_id": "ZQ1", "citizen_ref": "cz_1", "phone": "13812341234", "access_id": 7})
     async with server(200, contact) as (base, seen, session):
         contacts = IntakeContactDirectory(session, base, "/v1/intake/cases/{case_id}/contact", "key")
         assert await contacts.phone_for("ZQ1", "cz_1") == "13812341234"
     assert (seen.method, seen.path) == ("GET", "/v1/intake/cases/ZQ1/contact")
-    assert seen.query == {"purpose": "notify-sms"} and seen.headers["X-API-Key"] == "key"
+    assert seen.query == {"purpose": "notify-sms", "fields": "phone"} and seen.headers["X-API-Key"] == "key"
+
+
+async def test_a_phone_the_vault_holds_for_another_citizen_is_not_used():
+    contact = orjson.dumps({"case_id": "ZQ1", "citizen_ref": "cz_2", "phone": "13812341234", "access_id": 8})
+    async with server(200, contact) as (base, _, session):
+        contacts = IntakeContactDirectory(session, base, "/v1/intake/cases/{case_id}/contact", "key")
+        assert await contacts.phone_for("ZQ1", "cz_1") is None
 
 
 async def test_a_case_without_contact_data_means_no_number_and_an_intake_outage_means_try_later():
