@@ -303,7 +303,8 @@ def prepare_kafka(workdir: Path, port: int, controller_port: int, fresh: bool) -
             raise RuntimeError(f"formatting {data} failed:\n{done.stdout}{done.stderr}")
     log_level = os.environ.get("GRIDLINE_KAFKA_LOG_LEVEL", "info")  # `make run` sets warn: a quiet console
     logging = f"-Dorg.slf4j.simpleLogger.defaultLogLevel={log_level}"
-    return ["java", "-Xmx1g", "-Djava.awt.headless=true", logging, *classpath, "kafka.Kafka", str(config)]
+    jvm = ["-Xmx1g", "-Djava.awt.headless=true", *os.environ.get("GRIDLINE_KAFKA_JVM_OPTS", "").split()]
+    return ["java", *jvm, logging, *classpath, "kafka.Kafka", str(config)]
 
 
 async def _kafka_probe(bootstrap_servers: str) -> None:
