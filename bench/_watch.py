@@ -187,50 +187,80 @@ def cpu_per(
     return {name: round((after[name] - before[name]) * scale / max(count, 1), digits) for name in after}
 
 
-class ProcessSampler:
-    """CPU seconds (with reaped children: PostgreSQL's backends) and peak RSS of named process trees."""
+Trees = dict[str, list[psutil.Process]]  # a name's process and its descendants
 
-    def __init__(self, pids: dict[str, int], interval_s: float = 1.0) -> None:
+
+class ProcessSampler:
+    """CPU seconds (with reaped children: PostgreSQL's backends) and peak RSS of named process trees.
+
+    The sampler is itself a process on the measured cores, so it samples cheaply: one scan of /proc finds
+    every tree's children (psutil's ``children()`` scans all of /proc once per call), and PostgreSQL's
+    PSS, which the kernel computes by walking each backend's page tables, is read every ``pss_every_s``
+    (peaks at that resolution; shared buffers dominate it and do not spike), when the trees are found
+    again too; the other RSS every ``interval_s``. Reading PSS every second with a scan per tree was about
+    half of the bench process's CPU in a replay (py-spy, 2026-11-29)."""
+
+    def __init__(self, pids: dict[str, int], interval_s: float = 1.0, pss_every_s: float = 5.0) -> None:
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.interval_s = interval_s
+        self.pss_every_s = pss_every_s
         self.peak_rss: dict[str, int] = defaultdict(int)
         self.own_only: set[str] = set()  # processes counted without their children (the bench itself)
+        self._pss_at = -float("inf")
+
+    def trees(self) -> Trees:
+        """Each named process with its descendants (only itself when in ``own_only``), from one scan."""
+        children: dict[int, list[psutil.Process]] = defaultdict(list)
+        for proc in psutil.process_iter(["ppid"]):
+            children[proc.info["ppid"]].append(proc)
+        trees = {}
+        for name, root in self.procs.items():
+            tree, todo = [root], [root.pid] if name not in self.own_only else []
+            while todo:
+                kids = children.get(todo.pop(), [])
+                tree.extend(kids)
+                todo.extend(kid.pid for kid in kids)
+            trees[name] = tree
+        return trees
 
     def cpu_seconds(self) -> dict[str, float]:
         result = {}
-        for name, proc in self.procs.items():
+        for name, tree in self.trees().items():
             total = 0.0
             with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                if name in self.own_only:
-                    result[name] = t.user + t.system
-                    continue
-                total = t.user + t.system + t.children_user + t.children_system
-                for child in proc.children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        c = child.cpu_times()
-                        total += c.user + c.system
+                t = tree[0].cpu_times()
+                total = t.user + t.system
+                if name not in self.own_only:
+                    total += t.children_user + t.children_system
+            for child in tree[1:]:
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    total += c.user + c.system
             result[name] = total
         return result
 
-    def rss(self) -> dict[str, int]:
-        """Resident memory per tree; PostgreSQL's as PSS (its shared buffers count once, not per backend)."""
+    def rss(self, trees: Trees | None = None, *, pss: bool = True) -> dict[str, int]:
+        """Resident memory per tree (``trees``: a recent ``trees()``); PostgreSQL's as PSS (its shared
+        buffers count once, not per backend), left out when ``pss`` is false."""
         result = {}
-        for name, proc in self.procs.items():
-            with contextlib.suppress(psutil.Error):
-                tree = [proc] if name in self.own_only else [proc, *proc.children(recursive=True)]
-                if name == "postgres":
-                    result[name] = sum(_pss(p) for p in tree)
-                else:
-                    result[name] = sum(_rss(p) for p in tree)
+        for name, tree in (trees or self.trees()).items():
+            if name != "postgres":
+                result[name] = sum(_rss(p) for p in tree)
+            elif pss:
+                result[name] = sum(_pss(p) for p in tree)
         return result
 
     def reset_peaks(self) -> None:
         self.peak_rss.clear()
+        self._pss_at = -float("inf")
 
     async def run(self, stop: asyncio.Event) -> None:
+        trees: Trees = {}
         while not stop.is_set():
-            for name, value in self.rss().items():
+            pss = time.monotonic() - self._pss_at >= self.pss_every_s
+            if pss:  # and the trees again: PostgreSQL's backends come and go
+                self._pss_at, trees = time.monotonic(), self.trees()
+            for name, value in self.rss(trees, pss=pss).items():
                 self.peak_rss[name] = max(self.peak_rss[name], value)
             await asyncio.sleep(self.interval_s)
 
