@@ -8,11 +8,10 @@ when it arrived, so a message sent twice can be told from two messages.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import threading
 import time
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 
 import orjson
 import uvicorn
@@ -94,6 +93,6 @@ class _Mailbox:
         self._record = record
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self._record(str(message["X-Gridline-Notification"]), "email")
+        headers = BytesHeaderParser().parsebytes(envelope.content)  # compat32: cheap on shared cores
+        self._record(str(headers["X-Gridline-Notification"]), "email")
         return "250 OK"
