@@ -28,7 +28,8 @@ class IntakeSettings(ServiceSettings):
         2,
         ge=1,
         description="Batches of new appeals written at once, each on a database connection of its own "
-        "(asyncpg's pool, apart from the db_pool_size connections of everything else).",
+        "(asyncpg's pool, apart from the db_pool_size connections of everything else; it holds one "
+        "more for contact reveals).",
     )
     recording_max_batch: int = Field(
         64,

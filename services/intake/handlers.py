@@ -50,8 +50,9 @@ class CaseNumbers:
 
 @dataclass(frozen=True)
 class Intake:
-    """What the handlers need: the database (SQLAlchemy, and a pool of its own for recording appeals),
-    settings, the vault cipher, the CloudEvents source and the process's recorder of appeals."""
+    """What the handlers need: the database (SQLAlchemy, and an asyncpg pool for recording appeals and
+    revealing contacts), settings, the vault cipher, the CloudEvents source and the process's recorder of
+    appeals."""
 
     engine: AsyncEngine
     settings: IntakeSettings
@@ -64,7 +65,8 @@ class Intake:
     @classmethod
     def build(cls, engine: AsyncEngine, settings: IntakeSettings, source: str) -> Intake:
         cipher = VaultCipher.from_setting(settings.pii_vault_keys)
-        pool = DirectPool(settings.database_url, settings.recording_connections)
+        # One more than the recorder's batches: a contact reveal (one statement) never waits behind them.
+        pool = DirectPool(settings.database_url, settings.recording_connections + 1)
         recorder = Recorder(settings.recording_max_batch, settings.recording_connections)
         return cls(engine, settings, cipher, pool, source, recorder=recorder)
 
