@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import phonenumbers
 
+from runtime.logging import ID_NUMBER_IN_TEXT, MOBILE_IN_TEXT
+
 # Characters NFKC would fold but that Chinese text keeps full-width: the typographic punctuation is part
 # of the written language (，。：；！？（）), while full-width Latin letters, digits and spaces are IME noise.
 _KEEP_FULL_WIDTH = frozenset("，。、：；！？（）《》【】「」『』“”‘’—…·～")
@@ -116,15 +118,13 @@ def mask_e164(e164: str | None) -> str | None:
 
 # Numbers typed into free text: mobiles (with optional separators), landlines with an area code, and
 # 18-character resident ID numbers. Separators inside a number are spaces or hyphens.
-_TEXT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_TEXT_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
 _TEXT_LANDLINE = re.compile(r"(?<!\d)(\(?0\d{2,3}\)?)[ -]?\d{3,4}[ -]?(\d{4})(?!\d)")
 
 
 def mask_numbers_in_text(text: str) -> str:
     """Mask ID, mobile and landline numbers a citizen typed into free text (诉求内容)."""
-    text = _TEXT_ID.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
-    text = _TEXT_MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    text = ID_NUMBER_IN_TEXT.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
+    text = MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
     return _TEXT_LANDLINE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
 
 
