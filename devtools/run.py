@@ -206,7 +206,10 @@ def main() -> int:
     if args.command == "service":
         run_service(args.name)
     elif args.command == "demo":
-        run_demo()
+        try:
+            run_demo()
+        except KeyboardInterrupt:  # Ctrl-C reaches every process of `make run`: stop quietly
+            return 130
     else:
         return run_all()
     return 0
