@@ -215,7 +215,7 @@ class ProcessSampler:
             children[proc.info["ppid"]].append(proc)
         trees = {}
         for name, root in self.procs.items():
-            tree, todo = [root], [root.pid] if name not in self.own_only else []
+            tree, todo = [root], ([] if name in self.own_only else [root.pid])
             while todo:
                 kids = children.get(todo.pop(), [])
                 tree.extend(kids)

@@ -17,15 +17,15 @@ import structlog
 from opentelemetry import trace
 
 # A mainland mobile number (also written +86 138 0531 1234, 0086-138…, 86138…) or an 18-character resident
-# ID anywhere in a log value is masked before output; intake masks citizens' free text with the same two.
-MOBILE_IN_TEXT = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
-ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+# ID anywhere in a log value is masked before output (intake's free-text masking starts from these two).
+_MOBILE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 
 
 def mask_pii(text: str) -> str:
     """Mask phone numbers (138****5678) and ID numbers (370114********123X) in free text."""
-    text = ID_NUMBER_IN_TEXT.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
-    return MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    text = _ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
+    return _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
 
 
 def _add_trace_ids(_: object, __: str, event_dict: dict) -> dict:

@@ -190,7 +190,7 @@ SELECT vault.*, logged.id AS access_id FROM vault, logged
 
 
 async def reveal_contact(
-    intake: Intake, case_id: str, client_id: str, purpose: str, fields: Sequence[str] = CONTACT_FIELDS
+    intake: Intake, case_id: str, client_id: str, purpose: str, fields: Sequence[str]
 ) -> dict:
     """Decrypt the requested ``fields`` of one case's personal data for an authorised operator, recording
     the access in the same statement."""

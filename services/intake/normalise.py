@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import phonenumbers
 
-from runtime.logging import ID_NUMBER_IN_TEXT, MOBILE_IN_TEXT
+from runtime.logging import mask_pii
 
 # Characters NFKC would fold but that Chinese text keeps full-width: the typographic punctuation is part
 # of the written language (，。：；！？（）), while full-width Latin letters, digits and spaces are IME noise.
@@ -122,10 +122,9 @@ _TEXT_LANDLINE = re.compile(r"(?<!\d)(\(?0\d{2,3}\)?)[ -]?\d{3,4}[ -]?(\d{4})(?!
 
 
 def mask_numbers_in_text(text: str) -> str:
-    """Mask ID, mobile and landline numbers a citizen typed into free text (诉求内容)."""
-    text = ID_NUMBER_IN_TEXT.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
-    text = MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
-    return _TEXT_LANDLINE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    """Mask ID, mobile and landline numbers a citizen typed into free text (诉求内容): the logs' masking of
+    IDs and mobiles, then landlines."""
+    return _TEXT_LANDLINE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", mask_pii(text))
 
 
 def mask_id_number(id_number: str | None) -> str | None:

@@ -39,7 +39,7 @@ ADD_STATS = ArrayInsert(
     [*STAT_DIMENSIONS, *STAT_COUNTER_COLUMNS],
     do_update(
         STAT_DIMENSIONS,
-        STAT_DIMENSIONS,  # the counters are added to, not replaced
+        (),  # nothing replaced: the counters are added to
         **{name: f"case_stats_daily.{name} + excluded.{name}" for name in STAT_COUNTER_COLUMNS},
     ),
 )
