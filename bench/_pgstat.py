@@ -72,3 +72,59 @@ async def top(server_url: str, cases: int, sessions_before: dict[str, int], limi
             for row in rows
         ],
     }
+
+
+async def storage(server_url: str) -> dict[str, int]:
+    """Bytes on disk (heap, TOAST and indexes) of every table of the gridline databases, by
+    ``database.table`` (``database.schema.table`` outside ``public``)."""
+    db = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        names = await db.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'gridline%' ORDER BY 1")
+    finally:
+        await db.close()
+    sizes: dict[str, int] = {}
+    for (name,) in names:
+        conn = await asyncpg.connect(f"{server_url}/{name}")
+        try:
+            rows = await conn.fetch(
+                "SELECT n.nspname AS schema, c.relname AS name, pg_total_relation_size(c.oid) AS bytes"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+                " AND n.nspname NOT LIKE 'pg_toast%'"
+            )
+        finally:
+            await conn.close()
+        for row in rows:
+            schema = "" if row["schema"] == "public" else f"{row['schema']}."
+            sizes[f"{name}.{schema}{row['name']}"] = row["bytes"]
+    return sizes
+
+
+def storage_growth(
+    before: dict[str, int],
+    after: dict[str, int],
+    cases: int,
+    keep_days: dict[str, float],
+    year: int = 600_000,
+) -> dict:
+    """What a phase of ``cases`` cases added on disk, per case and table, and what a year of ``year``
+    cases comes to; a table housekeeping trims (``keep_days`` by table name) holds only its window's."""
+    per_case = {
+        key: (size - before.get(key, 0)) / max(cases, 1)
+        for key, size in after.items()
+        if size > before.get(key, 0)
+    }
+    yearly = {
+        key: grown * year * min(1.0, keep_days.get(key.rsplit(".", 1)[1], 365) / 365)
+        for key, grown in per_case.items()
+    }
+    return {
+        "bytes_per_case": {
+            key: round(grown) for key, grown in sorted(per_case.items(), key=lambda kv: -kv[1])
+        },
+        "total_bytes_per_case": round(sum(per_case.values())),
+        "year_cases": year,
+        "year_gb": round(sum(yearly.values()) / 1e9, 2),
+        "year_gb_without_housekeeping": round(sum(per_case.values()) * year / 1e9, 2),
+        "keep_days": keep_days,
+    }

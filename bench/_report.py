@@ -169,6 +169,18 @@ def write_markdown(results: dict, path: Path) -> str:
                 f"{t['rows_per_call']} | {t['exec_ms_per_case']} | {t['share']:.0%} |"
                 for t in pg["top"]
             ]
+        if store := replay.get("storage"):
+            biggest = ", ".join(
+                f"{table} {size:,}" for table, size in list(store["bytes_per_case"].items())[:6]
+            )
+            trimmed = ", ".join(f"{table} {days:g} d" for table, days in store["keep_days"].items())
+            lines += [
+                "",
+                f"Storage: the replay added {store['total_bytes_per_case']:,} bytes per case on disk (tables "
+                f"with their indexes; the largest: {biggest}). A Zhangqiu year ({store['year_cases']:,} "
+                f"cases) at this rate: {store['year_gb']} GB with housekeeping ({trimmed}), "
+                f"{store['year_gb_without_housekeeping']} GB without.",
+            ]
     if raw := results.get("raw_limits"):
         lines += ["", "Raw limits, same Kafka and PostgreSQL, same run:", ""]
         lines += [

@@ -84,7 +84,9 @@ from bench._watch import (
 from devtools.system import SERVICES, LocalSystem
 from devtools.workload import CST, Workload
 from devtools.workload.followups import DispatchFeed, FollowUpDriver
+from runtime import housekeeping
 from runtime.kafka import dispatch_topic
+from services.intake import bootstrap as intake_bootstrap
 from services.intake.config import IntakeSettings
 from services.notify.config import NotifySettings
 from services.projection.config import ProjectionSettings
@@ -325,6 +327,7 @@ class Bench:
     async def replay(self, count: int, concurrency: int) -> dict:
         before = set(self.accepted)
         sessions = await _pgstat.reset(self.system.postgres_url)
+        storage_before = await _pgstat.storage(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
         cpu0 = self.sampler.cpu_seconds()
         remaining = iter(range(count))
@@ -352,6 +355,7 @@ class Bench:
         cpu1 = self.sampler.cpu_seconds()
         cpu = cpu_per(cpu0, cpu1, 1, scale=1, digits=1)
         statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
+        storage_after = await _pgstat.storage(self.system.postgres_url)
         return {
             "cases": count,
             "concurrency": concurrency,
@@ -370,7 +374,15 @@ class Bench:
             if wall
             else None,
             "postgres_statements": statements,
+            "storage": _pgstat.storage_growth(storage_before, storage_after, len(cases), keep_days()),
         }
+
+
+def keep_days() -> dict[str, float]:
+    """Days housekeeping keeps each trimmed table's rows, at the default settings."""
+    settings = IntakeSettings()
+    retentions = [*housekeeping.runtime_retentions(settings), *intake_bootstrap.retentions(settings)]
+    return {retention.table: retention.keep_s / 86400 for retention in retentions}
 
 
 async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, int]) -> dict:

@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CaseEvent
-from runtime import kafka, migrations
+from runtime import housekeeping, kafka, migrations
 from runtime.consumer import (
     BatchHandler,
     EventConsumer,
@@ -112,12 +112,14 @@ def create_app(
     consumers: Sequence[ConsumerSpec] = (),
     extra_topics: Callable[[], dict[str, int]] | None = None,
     background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+    retentions: Sequence[housekeeping.Retention] = (),
 ) -> FastAPI:
     """The FastAPI app of a service, with lifespan-managed producer, relay and consumers; what the process
     runs of it follows ``settings.process_role`` (all, http: the routers only, worker: all but the routers).
 
     ``background``: long-running tasks of the service (e.g. sla's timer runner), each called with the
     stop event once the producer and relay run; a task that dies of a bug stops the process.
+    ``retentions``: the service's own expiring rows, deleted by housekeeping with the outbox's and inbox's.
     """
     settings = runtime.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
@@ -131,7 +133,7 @@ def create_app(
         stop = asyncio.Event()
         tasks: list[asyncio.Task] = []
         if runs_work:
-            tasks = await _start_work(runtime, consumers, extra_topics, background, stop)
+            tasks = await _start_work(runtime, consumers, extra_topics, background, retentions, stop)
         runtime.ready = True
         log.info(
             "service.started",
@@ -173,10 +175,11 @@ async def _start_work(
     consumers: Sequence[ConsumerSpec],
     extra_topics: Callable[[], dict[str, int]] | None,
     background: Sequence[Callable[[asyncio.Event], Awaitable[None]]],
+    retentions: Sequence[housekeeping.Retention],
     stop: asyncio.Event,
 ) -> list[asyncio.Task]:
-    """Kafka topics, producer, outbox relay, consumers and background jobs: the part of a service that
-    an ``http`` process leaves to its worker. Returns the running tasks."""
+    """Kafka topics, producer, outbox relay, consumers, background jobs and housekeeping: the part of a
+    service that an ``http`` process leaves to its worker. Returns the running tasks."""
     settings = runtime.settings
     await kafka.wait_for_kafka(settings.kafka_bootstrap_servers, timeout_s=120)
     topics = {settings.case_events_topic: settings.case_events_partitions}
@@ -218,11 +221,31 @@ async def _start_work(
         task = asyncio.create_task(consumer.run(stop), name=f"consumer-{spec.name}")
         task.add_done_callback(_crash_on_failure)
         tasks.append(task)
+    if settings.housekeeping_interval_s > 0:
+        background = [*background, _housekeeping(runtime, retentions)]
     for index, job in enumerate(background):
         task = asyncio.create_task(job(stop), name=f"background-{index}")
         task.add_done_callback(_crash_on_failure)
         tasks.append(task)
     return tasks
+
+
+def _housekeeping(
+    runtime: ServiceRuntime, retentions: Sequence[housekeeping.Retention]
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    settings = runtime.settings
+    tables = [*housekeeping.runtime_retentions(settings), *retentions]
+
+    def job(stop: asyncio.Event) -> Awaitable[None]:
+        return housekeeping.run(
+            runtime.engine,
+            tables,
+            stop,
+            interval_s=settings.housekeeping_interval_s,
+            batch_size=settings.housekeeping_batch_size,
+        )
+
+    return job
 
 
 class ForwardedPrefixMiddleware:

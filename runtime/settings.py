@@ -72,6 +72,27 @@ class ServiceSettings(BaseSettings):
     )
     outbox_batch_size: int = Field(500, description="Most outbox rows the relay publishes in one claim.")
     outbox_poll_interval_s: float = Field(0.2, description="Relay poll interval when no write woke it.")
+    outbox_keep_hours: float = Field(
+        168,
+        gt=0,
+        description="Hours a published outbox row is kept before housekeeping deletes it (the event stays "
+        "in Kafka's log); an unpublished row is never deleted.",
+    )
+    inbox_keep_days: float = Field(
+        30,
+        gt=0,
+        description="Days an inbox row (an event a consumer handled) is kept before housekeeping deletes it. "
+        "It only has to outlive a repeated delivery: a re-published event comes again within minutes.",
+    )
+    housekeeping_interval_s: float = Field(
+        900,
+        ge=0,
+        description="Seconds between housekeeping passes of the worker (outbox, inbox and a service's own "
+        "expiring rows; runtime/housekeeping.py). 0 turns housekeeping off.",
+    )
+    housekeeping_batch_size: int = Field(
+        2000, ge=1, description="Most rows housekeeping deletes in one statement (one short transaction)."
+    )
     db_pool_size: int = Field(
         10,
         description=(

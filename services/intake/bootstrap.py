@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 
+from runtime.housekeeping import Retention
 from runtime.problems import problem_response
 from runtime.service import ConsumerSpec, ServiceRuntime, create_app
 from services.intake import api, consumer, domain
@@ -16,6 +17,15 @@ from services.intake.limits import BodySizeLimit, RateLimiter
 from services.intake.open311 import api as open311_api
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def retentions(settings: IntakeSettings) -> list[Retention]:
+    """Intake's expiring rows besides the outbox and inbox: Idempotency-Key answers."""
+    return [
+        Retention(
+            "idempotency_keys", ("client_id", "key"), "created_at", settings.idempotency_keep_hours * 3600
+        )
+    ]
 
 
 def build_app(settings: IntakeSettings | None = None, runtime: ServiceRuntime | None = None) -> FastAPI:
@@ -38,6 +48,7 @@ def build_app(settings: IntakeSettings | None = None, runtime: ServiceRuntime | 
                 handles=consumer.HANDLES,
             )
         ],
+        retentions=retentions(settings),
     )
     app.state.intake = intake = Intake.build(runtime.engine, settings, runtime.source)
     runtime.closers.append(intake.close)

@@ -48,6 +48,12 @@ class IntakeSettings(ServiceSettings):
     max_attachments: int = Field(9, description="Most attachment (photo) URLs per appeal.")
     rate_limit_per_s: float = Field(100.0, description="Sustained requests per second per client key.")
     rate_limit_burst: int = Field(400, description="Requests a client key may send at once before limiting.")
+    idempotency_keep_hours: float = Field(
+        168,
+        gt=0,
+        description="Hours an Idempotency-Key's first answer is kept (then housekeeping deletes it; a later "
+        "retry is still recognised by its external reference, as Open311 POSTs with a key carry one).",
+    )
     open311_jurisdiction_id: str = Field("zhangqiu.jinan.gov.cn", description="Open311 jurisdiction_id.")
     open311_default_days: int = Field(90, description="Default window of GET requests (Open311: 90 days).")
     open311_max_requests: int = Field(1000, description="Most requests one GET returns (Open311: 1000).")

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 # Extra environment for the services under test (e.g. where notify finds the test SMTP server).
 # Add entries here, one per line, rather than changing the fixture.
-E2E_EXTRA_ENV: dict[str, str] = {}
+E2E_EXTRA_ENV: dict[str, str] = {
+    "GRIDLINE_HOUSEKEEPING_INTERVAL_S": "2",  # every worker sweeps often (nothing is old enough to go)
+}
 
 
 @pytest.fixture(scope="session")

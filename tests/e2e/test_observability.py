@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 
@@ -72,3 +73,16 @@ def test_no_service_log_line_carries_a_full_phone_number(system, intake, cases):
     assert leaked == []
     structured = [json.loads(line) for line in lines if line.startswith("{")]
     assert structured and all("service" in entry and "level" in entry for entry in structured)
+
+
+def test_every_service_runs_housekeeping_passes(system):
+    """The e2e services sweep every 2 s (E2E_EXTRA_ENV): each worker has finished a pass, recently."""
+    waiting = set(SERVICES)
+    deadline = time.monotonic() + 20
+    while waiting and time.monotonic() < deadline:
+        for name in sorted(waiting):
+            last_pass = scrape(system, name).get("gridline_housekeeping_last_pass_timestamp_seconds", 0.0)
+            if time.time() - last_pass < 10:
+                waiting.discard(name)
+        time.sleep(0.5)
+    assert not waiting, f"no recent housekeeping pass in {sorted(waiting)}"

@@ -1,0 +1,121 @@
+"""Housekeeping: rows a service keeps only for a while, deleted in the background by its worker.
+
+Without it the runtime tables grow with every event for ever: at Zhangqiu's ~600,000 cases a year each
+service's inbox gains millions of rows and its outbox keeps every event it ever published, payload and
+all, although Kafka's case-event log already holds them. What may go, and when:
+
+- **outbox** rows once published, after ``GRIDLINE_OUTBOX_KEEP_HOURS`` (168). An unpublished row is
+  never deleted, however old.
+- **inbox** rows after ``GRIDLINE_INBOX_KEEP_DAYS`` (30). The inbox only has to recognise an event that
+  arrives again: an event published twice (a relay that died between Kafka's ack and marking the row)
+  comes again within minutes, and a consumer re-reads only from its tracked offset, which is seconds old.
+- a service's own tables (intake: Idempotency-Key answers, ``GRIDLINE_IDEMPOTENCY_KEEP_HOURS``).
+
+Each pass deletes at most ``GRIDLINE_HOUSEKEEPING_BATCH_SIZE`` rows per statement, in short
+transactions, skipping rows another replica is deleting (``SKIP LOCKED``), until a table has no more
+rows past its age. Ages are measured on the database's clock, the one that stamped the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runtime.consumer import is_infrastructure_error
+from runtime.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+DELETED = Counter(
+    "gridline_housekeeping_deleted_rows_total", "Rows deleted by housekeeping, by table", ["table"]
+)
+LAST_PASS = Gauge(
+    "gridline_housekeeping_last_pass_timestamp_seconds", "When the last complete housekeeping pass ended"
+)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Rows of ``table`` whose ``stamp`` column is older than ``keep_s`` seconds may be deleted; ``key``
+    names the columns that identify a row. A row whose stamp is NULL is kept."""
+
+    table: str
+    key: tuple[str, ...]
+    stamp: str
+    keep_s: float
+
+    @property
+    def statement(self) -> str:
+        """Delete at most $1 expired rows; the rows are chosen first and locked, skipping locked ones."""
+        key = ", ".join(self.key)
+        match = " AND ".join(f"t.{column} = d.{column}" for column in self.key)
+        return (
+            f"WITH doomed AS (SELECT {key} FROM {self.table}"
+            f" WHERE {self.stamp} < now() - make_interval(secs => $2) LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            f" DELETE FROM {self.table} t USING doomed d WHERE {match}"
+        )
+
+
+def runtime_retentions(settings: ServiceSettings) -> list[Retention]:
+    """The outbox and inbox every service has."""
+    return [
+        Retention("outbox", ("id",), "published_at", settings.outbox_keep_hours * 3600),
+        Retention("inbox", ("consumer", "event_id"), "processed_at", settings.inbox_keep_days * 86400),
+    ]
+
+
+async def sweep(engine: AsyncEngine, retentions: Sequence[Retention], batch_size: int) -> dict[str, int]:
+    """One pass: every table's expired rows, a batch per transaction; returns the rows deleted per table."""
+    deleted: dict[str, int] = {}
+    for retention in retentions:
+        total = 0
+        while True:
+            async with engine.begin() as conn:
+                result = await conn.exec_driver_sql(retention.statement, (batch_size, retention.keep_s))
+            total += result.rowcount
+            DELETED.labels(retention.table).inc(result.rowcount)
+            if result.rowcount < batch_size:
+                break
+            await asyncio.sleep(0)  # let the service's own work run between batches
+        deleted[retention.table] = total
+    return deleted
+
+
+async def run(
+    engine: AsyncEngine,
+    retentions: Sequence[Retention],
+    stop: asyncio.Event,
+    *,
+    interval_s: float,
+    batch_size: int,
+    first_delay_s: float | None = None,
+) -> None:
+    """Sweep every ``interval_s`` until ``stop`` is set. The first pass comes after ``first_delay_s``
+    (default: a random part of the interval, so replicas and services do not all sweep at once). A pass
+    that meets an outage is logged and tried again at the next interval."""
+    delay = random.uniform(0.1, 1.0) * interval_s if first_delay_s is None else first_delay_s
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        except TimeoutError:
+            pass
+        delay = interval_s
+        started = time.perf_counter()
+        try:
+            deleted = await sweep(engine, retentions, batch_size)
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                raise
+            log.warning("housekeeping.pass_failed", error=f"{type(exc).__name__}: {exc}")
+            continue
+        LAST_PASS.set_to_current_time()
+        if any(deleted.values()):
+            log.info("housekeeping.swept", deleted=deleted, ms=round(1000 * (time.perf_counter() - started)))

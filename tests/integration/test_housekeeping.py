@@ -1,0 +1,113 @@
+"""Housekeeping on real PostgreSQL: expired outbox, inbox and Idempotency-Key rows go, the rest stay."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from runtime import housekeeping, migrations
+from services.intake import bootstrap as intake_bootstrap
+from services.intake.config import IntakeSettings
+from services.projection.config import ProjectionSettings
+from tests.integration.conftest import REPO
+
+_names = itertools.count(1)
+
+
+async def _add_outbox(
+    engine: AsyncEngine, event_id: str, created_hours_ago: float, published_hours_ago: float | None
+):
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO outbox (event_id, topic, key, event_type, headers, value, created_at,"
+                " published_at)"
+                " VALUES (:id, 't', 'k', 'x', '[]', '\\x00', now() - make_interval(hours => :created),"
+                " now() - make_interval(hours => :published))"
+            ),
+            {"id": event_id, "created": created_hours_ago, "published": published_hours_ago},
+        )
+
+
+async def _add_inbox(engine: AsyncEngine, event_id: str, days_ago: float) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                'INSERT INTO inbox (consumer, event_id, topic, partition, "offset", outcome, processed_at)'
+                " VALUES ('c', :id, 't', 0, 0, 'applied', now() - make_interval(days => :days))"
+            ),
+            {"id": event_id, "days": days_ago},
+        )
+
+
+async def _ids(engine: AsyncEngine, table: str, column: str = "event_id") -> set[str]:
+    async with engine.connect() as conn:
+        return set((await conn.execute(sa.text(f"SELECT {column} FROM {table}"))).scalars())
+
+
+async def test_a_pass_deletes_published_outbox_rows_and_inbox_rows_past_their_age_and_keeps_the_rest(
+    projection_engine,
+):
+    settings = ProjectionSettings()  # defaults: outbox 168 h after publication, inbox 30 days
+    for name in ("old-1", "old-2", "old-3"):
+        await _add_outbox(projection_engine, name, 300, 200)
+    await _add_outbox(projection_engine, "recent", 300, 1)  # created long ago, published an hour ago
+    await _add_outbox(projection_engine, "unpublished", 1000, None)  # never published: never deleted
+    await _add_inbox(projection_engine, "handled-long-ago", 40)
+    await _add_inbox(projection_engine, "handled-yesterday", 1)
+
+    retentions = housekeeping.runtime_retentions(settings)
+    deleted = await housekeeping.sweep(projection_engine, retentions, batch_size=2)  # batches of 2: 2 + 1
+
+    assert deleted == {"outbox": 3, "inbox": 1}
+    assert await _ids(projection_engine, "outbox") == {"recent", "unpublished"}
+    assert await _ids(projection_engine, "inbox") == {"handled-yesterday"}
+    assert await housekeeping.sweep(projection_engine, retentions, batch_size=2) == {"outbox": 0, "inbox": 0}
+
+
+async def test_intake_expires_idempotency_key_answers_after_its_keep_hours(infrastructure):
+    name = f"it_housekeeping_{infrastructure.run_id}_{next(_names)}"
+    infrastructure.create_databases(name)
+    url = infrastructure.database_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    await asyncio.to_thread(migrations.upgrade, REPO / "services" / "intake" / "migrations", url)
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for key, hours in (("expired", 200), ("fresh", 2)):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO idempotency_keys"
+                        " (client_id, key, fingerprint, case_id, response, created_at)"
+                        " VALUES ('hotline', :key, 'f', 'ZQ-1', '{}', now() - make_interval(hours => :hours))"
+                    ),
+                    {"key": key, "hours": hours},
+                )
+        retentions = intake_bootstrap.retentions(IntakeSettings(idempotency_keep_hours=24))
+        deleted = await housekeeping.sweep(engine, retentions, batch_size=100)
+        assert deleted == {"idempotency_keys": 1}
+        assert await _ids(engine, "idempotency_keys", "key") == {"fresh"}
+    finally:
+        await engine.dispose()
+
+
+async def test_the_worker_job_sweeps_at_its_interval_and_ends_when_stopped(projection_engine):
+    stop = asyncio.Event()
+    retentions = [housekeeping.Retention("inbox", ("consumer", "event_id"), "processed_at", 86400)]
+    job = asyncio.create_task(
+        housekeeping.run(projection_engine, retentions, stop, interval_s=0.05, batch_size=10, first_delay_s=0)
+    )
+    try:
+        for round_ in range(3):  # each row added after a pass is found by a later one
+            await _add_inbox(projection_engine, f"old-{round_}", 2)
+            for _ in range(100):
+                if not await _ids(projection_engine, "inbox"):
+                    break
+                await asyncio.sleep(0.05)
+            assert await _ids(projection_engine, "inbox") == set()
+    finally:
+        stop.set()
+        await asyncio.wait_for(job, timeout=5)
+    assert job.done() and job.exception() is None
