@@ -128,3 +128,28 @@ def storage_growth(
         "year_gb_without_housekeeping": round(sum(per_case.values()) * year / 1e9, 2),
         "keep_days": keep_days,
     }
+
+
+async def wal(server_url: str) -> dict[str, float]:
+    """PostgreSQL's write-ahead log counters so far: records, full-page images, bytes, checkpoints."""
+    db = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        row = await db.fetchrow(
+            "SELECT w.wal_records, w.wal_fpi, w.wal_bytes::float8 AS wal_bytes,"
+            " b.checkpoints_timed + b.checkpoints_req AS checkpoints"
+            " FROM pg_stat_wal w, pg_stat_bgwriter b"
+        )
+    finally:
+        await db.close()
+    return dict(row)
+
+
+def wal_per_case(before: dict[str, float], after: dict[str, float], cases: int) -> dict[str, float]:
+    """The log a phase of ``cases`` cases wrote: records, full-page images and bytes per case, checkpoints."""
+    per = max(cases, 1)
+    return {
+        "records_per_case": round((after["wal_records"] - before["wal_records"]) / per, 1),
+        "full_page_images_per_case": round((after["wal_fpi"] - before["wal_fpi"]) / per, 1),
+        "bytes_per_case": round((after["wal_bytes"] - before["wal_bytes"]) / per),
+        "checkpoints": after["checkpoints"] - before["checkpoints"],
+    }

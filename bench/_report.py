@@ -181,6 +181,13 @@ def write_markdown(results: dict, path: Path) -> str:
                 f"cases) at this rate: {store['year_gb']} GB with housekeeping ({trimmed}), "
                 f"{store['year_gb_without_housekeeping']} GB without.",
             ]
+        if log := replay.get("wal"):
+            lines += [
+                "",
+                f"Write-ahead log: {log['bytes_per_case']:,} bytes per case ({log['records_per_case']} "
+                f"records, {log['full_page_images_per_case']} full-page images; {log['checkpoints']} "
+                "checkpoints during the replay).",
+            ]
     if raw := results.get("raw_limits"):
         lines += ["", "Raw limits, same Kafka and PostgreSQL, same run:", ""]
         lines += [

@@ -328,6 +328,7 @@ class Bench:
         before = set(self.accepted)
         sessions = await _pgstat.reset(self.system.postgres_url)
         storage_before = await _pgstat.storage(self.system.postgres_url)
+        wal_before = await _pgstat.wal(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
         cpu0 = self.sampler.cpu_seconds()
         remaining = iter(range(count))
@@ -356,6 +357,7 @@ class Bench:
         cpu = cpu_per(cpu0, cpu1, 1, scale=1, digits=1)
         statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
         storage_after = await _pgstat.storage(self.system.postgres_url)
+        wal_after = await _pgstat.wal(self.system.postgres_url)
         return {
             "cases": count,
             "concurrency": concurrency,
@@ -375,6 +377,7 @@ class Bench:
             else None,
             "postgres_statements": statements,
             "storage": _pgstat.storage_growth(storage_before, storage_after, len(cases), keep_days()),
+            "wal": _pgstat.wal_per_case(wal_before, wal_after, len(cases)),
         }
 
 
