@@ -11,9 +11,11 @@ all, although Kafka's case-event log already holds them. What may go, and when:
   comes again within minutes, and a consumer re-reads only from its tracked offset, which is seconds old.
 - a service's own tables (intake: Idempotency-Key answers, ``GRIDLINE_IDEMPOTENCY_KEEP_HOURS``).
 
-Each pass deletes at most ``GRIDLINE_HOUSEKEEPING_BATCH_SIZE`` rows per statement, in short
-transactions, skipping rows another replica is deleting (``SKIP LOCKED``), until a table has no more
-rows past its age. Ages are measured on the database's clock, the one that stamped the rows.
+Each pass walks each table once in physical order and deletes at most
+``GRIDLINE_HOUSEKEEPING_BATCH_SIZE`` rows per statement, in short transactions, skipping rows another
+replica is deleting (``SKIP LOCKED``). Ages are measured on the database's clock, the one that stamped
+the rows. No index serves the stamps: the tables stay a few weeks' size once trimmed, and an index would
+cost every insert on the hot path.
 """
 
 from __future__ import annotations
@@ -43,31 +45,34 @@ LAST_PASS = Gauge(
 
 @dataclass(frozen=True)
 class Retention:
-    """Rows of ``table`` whose ``stamp`` column is older than ``keep_s`` seconds may be deleted; ``key``
-    names the columns that identify a row. A row whose stamp is NULL is kept."""
+    """Rows of ``table`` whose ``stamp`` column is older than ``keep_s`` seconds may be deleted. A row
+    whose stamp is NULL is kept."""
 
     table: str
-    key: tuple[str, ...]
     stamp: str
     keep_s: float
 
     @property
     def statement(self) -> str:
-        """Delete at most $1 expired rows; the rows are chosen first and locked, skipping locked ones."""
-        key = ", ".join(self.key)
-        match = " AND ".join(f"t.{column} = d.{column}" for column in self.key)
+        """Delete at most $3 expired rows found after the physical place $1 (a ``tid``), locking them and
+        skipping rows locked by others; returns the places deleted.
+
+        A pass walks the table once, in physical order (a TID range scan from the last place deleted):
+        restarting each batch from the table's start would read the rows earlier batches deleted (dead
+        until vacuum) again and again, and the first pass over a year of rows would never end."""
         return (
-            f"WITH doomed AS (SELECT {key} FROM {self.table}"
-            f" WHERE {self.stamp} < now() - make_interval(secs => $2) LIMIT $1 FOR UPDATE SKIP LOCKED)"
-            f" DELETE FROM {self.table} t USING doomed d WHERE {match}"
+            f"DELETE FROM {self.table} WHERE ctid = ANY(ARRAY("
+            f"SELECT ctid FROM {self.table} WHERE ctid > $1::tid"
+            f" AND {self.stamp} < now() - make_interval(secs => $2)"
+            " LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING ctid"
         )
 
 
 def runtime_retentions(settings: ServiceSettings) -> list[Retention]:
     """The outbox and inbox every service has."""
     return [
-        Retention("outbox", ("id",), "published_at", settings.outbox_keep_hours * 3600),
-        Retention("inbox", ("consumer", "event_id"), "processed_at", settings.inbox_keep_days * 86400),
+        Retention("outbox", "published_at", settings.outbox_keep_hours * 3600),
+        Retention("inbox", "processed_at", settings.inbox_keep_days * 86400),
     ]
 
 
@@ -75,14 +80,16 @@ async def sweep(engine: AsyncEngine, retentions: Sequence[Retention], batch_size
     """One pass: every table's expired rows, a batch per transaction; returns the rows deleted per table."""
     deleted: dict[str, int] = {}
     for retention in retentions:
-        total = 0
+        total, after = 0, (0, 0)
         while True:
             async with engine.begin() as conn:
-                result = await conn.exec_driver_sql(retention.statement, (batch_size, retention.keep_s))
-            total += result.rowcount
-            DELETED.labels(retention.table).inc(result.rowcount)
-            if result.rowcount < batch_size:
+                parameters = (after, retention.keep_s, batch_size)
+                places = [row[0] for row in await conn.exec_driver_sql(retention.statement, parameters)]
+            total += len(places)
+            DELETED.labels(retention.table).inc(len(places))
+            if len(places) < batch_size:
                 break
+            after = max(places)
             await asyncio.sleep(0)  # let the service's own work run between batches
         deleted[retention.table] = total
     return deleted

@@ -21,11 +21,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def retentions(settings: IntakeSettings) -> list[Retention]:
     """Intake's expiring rows besides the outbox and inbox: Idempotency-Key answers."""
-    return [
-        Retention(
-            "idempotency_keys", ("client_id", "key"), "created_at", settings.idempotency_keep_hours * 3600
-        )
-    ]
+    return [Retention("idempotency_keys", "created_at", settings.idempotency_keep_hours * 3600)]
 
 
 def build_app(settings: IntakeSettings | None = None, runtime: ServiceRuntime | None = None) -> FastAPI:

@@ -95,7 +95,7 @@ async def test_intake_expires_idempotency_key_answers_after_its_keep_hours(infra
 
 async def test_the_worker_job_sweeps_at_its_interval_and_ends_when_stopped(projection_engine):
     stop = asyncio.Event()
-    retentions = [housekeeping.Retention("inbox", ("consumer", "event_id"), "processed_at", 86400)]
+    retentions = [housekeeping.Retention("inbox", "processed_at", 86400)]
     job = asyncio.create_task(
         housekeeping.run(projection_engine, retentions, stop, interval_s=0.05, batch_size=10, first_delay_s=0)
     )
@@ -111,3 +111,25 @@ async def test_the_worker_job_sweeps_at_its_interval_and_ends_when_stopped(proje
         stop.set()
         await asyncio.wait_for(job, timeout=5)
     assert job.done() and job.exception() is None
+
+
+async def test_a_batch_reads_from_where_the_last_one_ended_not_the_whole_table(projection_engine):
+    """Each batch is a TID range scan from the last place deleted and deletes by place: no sequential
+    scan, which would read every row (and every row deleted before, dead until vacuum) for each batch."""
+    async with projection_engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                'INSERT INTO inbox (consumer, event_id, topic, partition, "offset", outcome, processed_at)'
+                " SELECT 'c', g::text, 't', 0, g, 'applied', now() - make_interval(days => 40)"
+                " FROM generate_series(1, 5000) g"
+            )
+        )
+        await conn.execute(sa.text("ANALYZE inbox"))
+    (inbox,) = housekeeping.runtime_retentions(ProjectionSettings())[1:]
+    async with projection_engine.connect() as conn:
+        db = (await conn.get_raw_connection()).driver_connection
+        plan = "\n".join(
+            row[0] for row in await db.fetch(f"EXPLAIN {inbox.statement}", (120, 7), inbox.keep_s, 500)
+        )
+    assert "Tid Range Scan on inbox" in plan and "TID Cond: (ctid > '(120,7)'::tid)" in plan, plan
+    assert "Tid Scan on inbox" in plan and "Seq Scan" not in plan, plan
