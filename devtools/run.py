@@ -153,29 +153,38 @@ async def _demo(gateway: str) -> None:
 
 
 def print_banner(gateway: str, case_ids: list[str]) -> None:
-    lines = [
-        "",
-        "Gridline is running.",
-        f"  gateway            {gateway}/",
-        f"  console (operators){gateway}/console/   (API key: dev-operator-key)",
-        f"  cases API          curl -H 'X-API-Key: dev-operator-key' {gateway}/v1/cases",
-        f"  one sample case    {gateway}/v1/cases/{case_ids[-1]}",
-        f"  post an appeal     curl -X POST {gateway}/v1/intake/hotline -H 'X-API-Key: dev-hotline-key' "
-        "-H 'content-type: application/json' -d @docs/examples/hotline-order.json",
+    rows = [
+        ("gateway", f"{gateway}/"),
+        ("console (operators)", f"{gateway}/console/   (API key: dev-operator-key)"),
+        ("cases API", f"curl -H 'X-API-Key: dev-operator-key' {gateway}/v1/cases"),
+        ("one sample case", f"{gateway}/v1/cases/{case_ids[-1]}"),
+        (
+            "post an appeal",
+            f"curl -X POST {gateway}/v1/intake/hotline -H 'X-API-Key: dev-hotline-key' "
+            "-H 'content-type: application/json' -d @docs/examples/hotline-order.json",
+        ),
+        *(
+            (name, f"http://127.0.0.1:{port}/docs  (also {gateway}/services/{name}/docs)")
+            for name, port in SERVICES.items()
+        ),
+        ("kafka", f"127.0.0.1:{KAFKA_PORT}"),
     ]
+    if tracing_on():
+        rows += [
+            (
+                "traces (Jaeger)",
+                f"http://127.0.0.1:{JAEGER_UI_PORT}/search?service=gridline-projection"
+                f"&tags=%7B%22gridline.case_id%22%3A%22{case_ids[-1]}%22%7D",
+            ),
+            ("a case's trace", f"python -m devtools.trace {case_ids[-1]}"),
+        ]
+    else:
+        rows.append(("traces", "off (make run-traced starts Jaeger)"))
+    rows.append(("postgresql", POSTGRES_URL))
+    width = max(len(label) for label, _ in rows) + 1
+    lines = ["", "Gridline is running.", *(f"  {label:<{width}}{value}" for label, value in rows)]
     lines += [
-        f"  {name:<18} http://127.0.0.1:{port}/docs  (also {gateway}/services/{name}/docs)"
-        for name, port in SERVICES.items()
-    ]
-    lines += [
-        f"  kafka              127.0.0.1:{KAFKA_PORT}",
-        f"  traces (Jaeger)    http://127.0.0.1:{JAEGER_UI_PORT}/search?service=gridline-projection"
-        f"&tags=%7B%22gridline.case_id%22%3A%22{case_ids[-1]}%22%7D"
-        if tracing_on()
-        else "  traces             off (make run-traced starts Jaeger)",
-        f"  a case's trace     python -m devtools.trace {case_ids[-1]}" if tracing_on() else "",
         "  mail, SMS, grid-app webhooks are printed by the `sinks` process below",
-        f"  postgresql         {POSTGRES_URL}",
         f"  seeded {len(case_ids)} appeals (devtools.workload); more keep coming; Ctrl-C stops everything.",
         "",
     ]
