@@ -62,6 +62,7 @@ from contracts.envelope import ContractError, Envelope, decode_message
 from contracts.events import EVENT_TYPES, UPCASTERS, CaseEvent
 from runtime.db import inbox
 from runtime.kafka import dlq_topic
+from runtime.telemetry import tracing_enabled
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("gridline.consumer")
@@ -431,12 +432,17 @@ class EventConsumer:
 
     @contextlib.contextmanager
     def _receive_span(self, delivery: Delivery) -> Iterator[None]:
+        """The event's case in the logs and its trace context current, so the events it causes carry it on;
+        with a ``receive`` span when this process exports traces. Without, no span is started: the no-op
+        tracer's would only hand back the incoming context, for ~4 % of a consumer's CPU (notify)."""
         envelope = delivery.envelope
         token = otel_context.attach(extract(envelope.trace_headers))
         try:
-            with (
-                structlog.contextvars.bound_contextvars(case_id=envelope.subject, event_type=envelope.type),
-                tracer.start_as_current_span(
+            with structlog.contextvars.bound_contextvars(case_id=envelope.subject, event_type=envelope.type):
+                if not tracing_enabled():
+                    yield
+                    return
+                with tracer.start_as_current_span(
                     f"{delivery.topic} receive",
                     kind=trace.SpanKind.CONSUMER,
                     attributes={
@@ -448,9 +454,8 @@ class EventConsumer:
                         "gridline.case_id": envelope.subject,
                         "gridline.event_type": envelope.type,
                     },
-                ),
-            ):
-                yield
+                ):
+                    yield
         finally:
             otel_context.detach(token)
 
