@@ -105,10 +105,16 @@ def storage_growth(
     after: dict[str, int],
     cases: int,
     keep_days: dict[str, float],
+    held_cases: int,
     year: int = 600_000,
 ) -> dict:
     """What a phase of ``cases`` cases added on disk, per case and table, and what a year of ``year``
-    cases comes to; a table housekeeping trims (``keep_days`` by table name) holds only its window's."""
+    cases comes to; a table housekeeping trims (``keep_days`` by table name) holds only its window's.
+    Also what the tables hold per case now, ``held_cases`` being every case received so far.
+
+    Growth over a short phase depends on the free space the tables had: fresh tables grow by every
+    dead row version too (an outbox row marked published, an upserted summary) until autovacuum frees
+    them, tables with free space grow less. The held figure includes that bloat, as a disk does."""
     per_case = {
         key: (size - before.get(key, 0)) / max(cases, 1)
         for key, size in after.items()
@@ -127,6 +133,8 @@ def storage_growth(
         "year_gb": round(sum(yearly.values()) / 1e9, 2),
         "year_gb_without_housekeeping": round(sum(per_case.values()) * year / 1e9, 2),
         "keep_days": keep_days,
+        "held_cases": held_cases,
+        "held_bytes_per_case": round(sum(after.values()) / max(held_cases, 1)),
     }
 
 
@@ -153,3 +161,12 @@ def wal_per_case(before: dict[str, float], after: dict[str, float], cases: int) 
         "bytes_per_case": round((after["wal_bytes"] - before["wal_bytes"]) / per),
         "checkpoints": after["checkpoints"] - before["checkpoints"],
     }
+
+
+async def count_cases(server_url: str, intake_database: str) -> int:
+    """Every case intake has recorded."""
+    db = await asyncpg.connect(f"{server_url}/{intake_database}")
+    try:
+        return await db.fetchval("SELECT count(*) FROM appeals")
+    finally:
+        await db.close()

@@ -179,7 +179,9 @@ def write_markdown(results: dict, path: Path) -> str:
                 f"Storage: the replay added {store['total_bytes_per_case']:,} bytes per case on disk (tables "
                 f"with their indexes; the largest: {biggest}). A Zhangqiu year ({store['year_cases']:,} "
                 f"cases) at this rate: {store['year_gb']} GB with housekeeping ({trimmed}), "
-                f"{store['year_gb_without_housekeeping']} GB without.",
+                f"{store['year_gb_without_housekeeping']} GB without. The tables now hold "
+                f"{store['held_bytes_per_case']:,} bytes per case received ({store['held_cases']:,} cases; "
+                "dead row versions not yet vacuumed included).",
             ]
         if log := replay.get("wal"):
             lines += [

@@ -376,7 +376,13 @@ class Bench:
             if wall
             else None,
             "postgres_statements": statements,
-            "storage": _pgstat.storage_growth(storage_before, storage_after, len(cases), keep_days()),
+            "storage": _pgstat.storage_growth(
+                storage_before,
+                storage_after,
+                len(cases),
+                keep_days(),
+                await _pgstat.count_cases(self.system.postgres_url, self.system.database_name("intake")),
+            ),
             "wal": _pgstat.wal_per_case(wal_before, wal_after, len(cases)),
         }
 
