@@ -23,14 +23,20 @@ def _async_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+async def migrated_engine(infrastructure, service: str) -> AsyncEngine:
+    """An engine on a fresh database with ``service``'s migrations applied (its tables and the runtime
+    tables); the caller disposes of it."""
+    name = f"it_{service}_{infrastructure.run_id}_{next(_names)}"
+    infrastructure.create_databases(name)
+    url = _async_url(infrastructure.database_url(name))
+    await asyncio.to_thread(migrations.upgrade, REPO / "services" / service / "migrations", url)
+    return create_async_engine(url)
+
+
 @pytest.fixture
 async def projection_engine(infrastructure) -> AsyncIterator[AsyncEngine]:
     """A fresh database with projection's migrations applied (read models + runtime tables)."""
-    name = f"it_projection_{infrastructure.run_id}_{next(_names)}"
-    infrastructure.create_databases(name)
-    url = _async_url(infrastructure.database_url(name))
-    await asyncio.to_thread(migrations.upgrade, REPO / "services" / "projection" / "migrations", url)
-    engine = create_async_engine(url)
+    engine = await migrated_engine(infrastructure, "projection")
     yield engine
     await engine.dispose()
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runtime import housekeeping, migrations
+from runtime import housekeeping
 from services.intake import bootstrap as intake_bootstrap
 from services.intake.config import IntakeSettings
 from services.projection.config import ProjectionSettings
-from tests.integration.conftest import REPO
-
-_names = itertools.count(1)
+from tests.integration.conftest import migrated_engine
 
 
 async def _add_outbox(
@@ -69,11 +66,7 @@ async def test_a_pass_deletes_published_outbox_rows_and_inbox_rows_past_their_ag
 
 
 async def test_intake_expires_idempotency_key_answers_after_its_keep_hours(infrastructure):
-    name = f"it_housekeeping_{infrastructure.run_id}_{next(_names)}"
-    infrastructure.create_databases(name)
-    url = infrastructure.database_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
-    await asyncio.to_thread(migrations.upgrade, REPO / "services" / "intake" / "migrations", url)
-    engine = create_async_engine(url)
+    engine = await migrated_engine(infrastructure, "intake")
     try:
         async with engine.begin() as conn:
             for key, hours in (("expired", 200), ("fresh", 2)):

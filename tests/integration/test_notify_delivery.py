@@ -24,14 +24,13 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from aiosmtpd.controller import Controller
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts.envelope import decode_message, encode_event
-from runtime import kafka, migrations
+from runtime import kafka
 from runtime.consumer import Delivery, EventConsumer
 from runtime.db import inbox, outbox
 from runtime.sql import local_settings
@@ -50,6 +49,7 @@ from services.notify.domain.directory import (
 from services.notify.tables import deliveries
 from services.notify.worker import _RECORD, _STATE, ATTEMPTS, CLAIM_SETTINGS, claim_statement
 from tests.conftest import PORT_BASE
+from tests.integration.conftest import migrated_engine
 from tests.support import eventually
 from tests.unit.notify import case_life
 
@@ -174,11 +174,7 @@ def fresh(counterparts):
 
 @pytest.fixture
 async def notify_engine(infrastructure):
-    name = f"it_notify_{infrastructure.run_id}_{next(_names)}"
-    infrastructure.create_databases(name)
-    url = infrastructure.database_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
-    await asyncio.to_thread(migrations.upgrade, REPO / "services" / "notify" / "migrations", url)
-    engine = create_async_engine(url)
+    engine = await migrated_engine(infrastructure, "notify")
     yield engine
     await engine.dispose()
 
