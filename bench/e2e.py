@@ -326,9 +326,9 @@ class Bench:
 
     async def replay(self, count: int, concurrency: int) -> dict:
         before = set(self.accepted)
-        sessions = await _pgstat.reset(self.system.postgres_url)
-        storage_before = await _pgstat.storage(self.system.postgres_url)
+        storage_before = await _pgstat.storage(self.system.postgres_url)  # (its sessions before the count)
         wal_before = await _pgstat.wal(self.system.postgres_url)
+        sessions = await _pgstat.reset(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
         cpu0 = self.sampler.cpu_seconds()
         remaining = iter(range(count))
