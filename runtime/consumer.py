@@ -62,6 +62,7 @@ from contracts.envelope import ContractError, Envelope, decode_message
 from contracts.events import EVENT_TYPES, UPCASTERS, CaseEvent
 from runtime.db import inbox
 from runtime.kafka import dlq_topic
+from runtime.stopping import sleep_or_stop
 from runtime.telemetry import tracing_enabled
 
 log = structlog.get_logger(__name__)
@@ -258,16 +259,14 @@ class EventConsumer:
                 backoff = 0.5
                 polled = sum(len(records) for records in batches.values())
                 if self._linger_s and 0 < polled < self._batch_size:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=self._linger_s)
+                    await sleep_or_stop(stop, self._linger_s)
             except Exception as exc:
                 if not is_infrastructure_error(exc):
                     raise
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("consumer.retrying", consumer=self.name, error=self.status.last_error)
                 await self._rewind()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
         try:
             await self._commit_offsets(now=True)

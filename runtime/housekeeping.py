@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runtime.consumer import is_infrastructure_error
 from runtime.settings import ServiceSettings
+from runtime.stopping import sleep_or_stop
 
 log = structlog.get_logger(__name__)
 
@@ -108,12 +109,7 @@ async def run(
     (default: a random part of the interval, so replicas and services do not all sweep at once). A pass
     that meets an outage is logged and tried again at the next interval."""
     delay = random.uniform(0.1, 1.0) * interval_s if first_delay_s is None else first_delay_s
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-            return
-        except TimeoutError:
-            pass
+    while not await sleep_or_stop(stop, delay):
         delay = interval_s
         started = time.perf_counter()
         try:

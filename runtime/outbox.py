@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import OutboundMessage
+from runtime.stopping import sleep_or_stop
 from runtime.telemetry import tracing_enabled
 
 log = structlog.get_logger(__name__)
@@ -136,7 +137,7 @@ class OutboxRelay:
                 await _first_of(stop.wait(), lost.wait())
             except Exception as exc:  # any failure: poll meanwhile, then listen again
                 log.warning("outbox.listen_failed", error=str(exc), error_type=type(exc).__name__)
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
                 if conn is not None and not conn.is_closed():
@@ -156,7 +157,7 @@ class OutboxRelay:
             except Exception as exc:
                 self.healthy = False
                 log.warning("outbox.publish_failed", error=str(exc), error_type=type(exc).__name__)
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             if published < self._batch_size:
@@ -168,7 +169,7 @@ class OutboxRelay:
                 waiter.cancel()
                 stopper.cancel()
                 if self._linger_s and self._wake.is_set():
-                    await _sleep_or_stop(stop, self._linger_s)
+                    await sleep_or_stop(stop, self._linger_s)
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch; returns how many rows were published.
@@ -238,8 +239,3 @@ async def _first_of(*waits: Awaitable[object]) -> None:
     finally:
         for task in tasks:
             task.cancel()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

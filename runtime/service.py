@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -222,30 +223,19 @@ async def _start_work(
         task.add_done_callback(_crash_on_failure)
         tasks.append(task)
     if settings.housekeeping_interval_s > 0:
-        background = [*background, _housekeeping(runtime, retentions)]
+        sweeping = functools.partial(
+            housekeeping.run,
+            runtime.engine,
+            [*housekeeping.runtime_retentions(settings), *retentions],
+            interval_s=settings.housekeeping_interval_s,
+            batch_size=settings.housekeeping_batch_size,
+        )
+        background = [*background, sweeping]
     for index, job in enumerate(background):
         task = asyncio.create_task(job(stop), name=f"background-{index}")
         task.add_done_callback(_crash_on_failure)
         tasks.append(task)
     return tasks
-
-
-def _housekeeping(
-    runtime: ServiceRuntime, retentions: Sequence[housekeeping.Retention]
-) -> Callable[[asyncio.Event], Awaitable[None]]:
-    settings = runtime.settings
-    tables = [*housekeeping.runtime_retentions(settings), *retentions]
-
-    def job(stop: asyncio.Event) -> Awaitable[None]:
-        return housekeeping.run(
-            runtime.engine,
-            tables,
-            stop,
-            interval_s=settings.housekeeping_interval_s,
-            batch_size=settings.housekeeping_batch_size,
-        )
-
-    return job
 
 
 class ForwardedPrefixMiddleware:

@@ -31,6 +31,7 @@ from contracts.envelope import OutboundMessage
 from contracts.events import CaseEvent
 from contracts.events.sla import CaseEscalated, DeadlineApproaching, DeadlineBreached
 from runtime.outbox import OutboxRow, outbox_row
+from runtime.stopping import sleep_or_stop
 from services.sla import handlers, store
 from services.sla.clock import real_wait
 from services.sla.context import SlaContext
@@ -96,8 +97,7 @@ class TimerRunner:
             except Exception as exc:  # the runner must outlive a database restart
                 log.warning("sla.timers_failed", error=f"{type(exc).__name__}: {exc}")
                 wait, backoff = backoff, min(backoff * 2, 10.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+            await sleep_or_stop(stop, wait)
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         """Re-read the operator holiday table and count the active timers, each at its own interval."""
@@ -122,8 +122,7 @@ class TimerRunner:
             except Exception as exc:
                 log.warning("sla.timers_housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
                 wait = 0.5
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
+            await sleep_or_stop(stop, wait)
 
     def _quiet(self) -> bool:
         """No batch fired within ``QUIET_S`` and no prepared timer falls due within it."""
