@@ -190,6 +190,8 @@ def write_markdown(results: dict, path: Path) -> str:
                 f"records, {log['full_page_images_per_case']} full-page images; {log['checkpoints']} "
                 "checkpoints during the replay).",
             ]
+        if pauses := replay.get("gc_pauses"):
+            lines += ["", f"Garbage collection during the replay (gridline_gc_pause_seconds): {_gc(pauses)}."]
     if raw := results.get("raw_limits"):
         lines += ["", "Raw limits, same Kafka and PostgreSQL, same run:", ""]
         lines += [
@@ -251,3 +253,12 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _gc(pauses: dict[str, dict]) -> str:
+    parts = []
+    for service, p in pauses.items():
+        longest = f", longest ≤ {p['longest_ms_at_most']} ms" if p["longest_ms_at_most"] is not None else ""
+        counts = f"{p['collections']} collections ({p['full']} full)"
+        parts.append(f"{service} {counts}, {p['pause_ms']} ms{longest}")
+    return "; ".join(parts)

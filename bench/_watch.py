@@ -277,15 +277,63 @@ def _pss(proc: psutil.Process) -> int:
     return 0
 
 
+async def _metrics(pool: HttpPool) -> list[str]:
+    """A service's /metrics lines ([] if it does not answer)."""
+    with contextlib.suppress(ConnectionLost):
+        return (await pool.get("/metrics")).content.decode().splitlines()
+    return []
+
+
 async def events_consumed(pools: dict[str, HttpPool]) -> dict[str, float]:
     """Per service: gridline_events_consumed_total summed over consumers, types and outcomes."""
     totals: dict[str, float] = {}
     for service, pool in pools.items():
-        total = 0.0
-        with contextlib.suppress(ConnectionLost):
-            text = (await pool.get("/metrics")).content.decode()
-            for line in text.splitlines():
-                if line.startswith("gridline_events_consumed_total{"):
-                    total += float(line.rsplit(" ", 1)[1])
-        totals[service] = total
+        totals[service] = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in await _metrics(pool)
+            if line.startswith("gridline_events_consumed_total{")
+        )
     return totals
+
+
+def gc_histogram(lines: list[str]) -> dict[str, float]:
+    """gridline_gc_pause_seconds of one scrape: collections (all generations and full ones), their seconds,
+    and the cumulative count per bucket bound ("le:<seconds>", generations added up)."""
+    out: dict[str, float] = defaultdict(float)
+    for line in lines:
+        if not line.startswith("gridline_gc_pause_seconds_"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.startswith("gridline_gc_pause_seconds_count{"):
+            out["collections"] += float(value)
+            if 'generation="2"' in name:
+                out["full"] += float(value)
+        elif name.startswith("gridline_gc_pause_seconds_sum{"):
+            out["seconds"] += float(value)
+        elif name.startswith("gridline_gc_pause_seconds_bucket{") and 'le="+Inf"' not in name:
+            out["le:" + name.split('le="', 1)[1].split('"', 1)[0]] += float(value)
+    return dict(out)
+
+
+async def gc_pauses(pools: dict[str, HttpPool]) -> dict[str, dict[str, float]]:
+    """Per service: its garbage collector's pauses so far (``gc_histogram``)."""
+    return {service: gc_histogram(await _metrics(pool)) for service, pool in pools.items()}
+
+
+def gc_pause_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict:
+    """Per service, the collections between two scrapes: how many (full ones apart), their milliseconds in
+    total, and the bound of the smallest bucket that holds the longest (None: longer than every bucket)."""
+    out: dict[str, dict] = {}
+    for service, now in after.items():
+        then = before.get(service, {})
+        grew = {key: now[key] - then.get(key, 0.0) for key in now}
+        collections = round(grew.get("collections", 0.0))
+        bounds = sorted((float(key[3:]), count) for key, count in grew.items() if key.startswith("le:"))
+        longest = next((bound for bound, count in bounds if count >= collections), None)
+        out[service] = {
+            "collections": collections,
+            "full": round(grew.get("full", 0.0)),
+            "pause_ms": round(grew.get("seconds", 0.0) * 1000, 1),
+            "longest_ms_at_most": round(longest * 1000, 1) if collections and longest is not None else None,
+        }
+    return out

@@ -79,6 +79,8 @@ from bench._watch import (
     VisibilityProbe,
     cpu_per,
     events_consumed,
+    gc_pause_delta,
+    gc_pauses,
     settle,
 )
 from devtools.system import SERVICES, LocalSystem
@@ -330,7 +332,7 @@ class Bench:
         wal_before = await _pgstat.wal(self.system.postgres_url)
         sessions = await _pgstat.reset(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
-        cpu0 = self.sampler.cpu_seconds()
+        cpu0, gc0 = self.sampler.cpu_seconds(), await gc_pauses(self.metrics)
         remaining = iter(range(count))
         statuses: dict[str, int] = {}
 
@@ -353,7 +355,7 @@ class Bench:
             await asyncio.sleep(0.5)
         projected = [c for c in cases if c in self.progress.visible]
         wall = max(self.progress.visible[c] for c in projected) - wall_started if projected else None
-        cpu1 = self.sampler.cpu_seconds()
+        cpu1, gc1 = self.sampler.cpu_seconds(), await gc_pauses(self.metrics)
         cpu = cpu_per(cpu0, cpu1, 1, scale=1, digits=1)
         statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
         storage_after = await _pgstat.storage(self.system.postgres_url)
@@ -384,6 +386,7 @@ class Bench:
                 await _pgstat.count_cases(self.system.postgres_url, self.system.database_name("intake")),
             ),
             "wal": _pgstat.wal_per_case(wal_before, wal_after, len(cases)),
+            "gc_pauses": gc_pause_delta(gc0, gc1),
         }
 
 

@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import CaseEvent
-from runtime import housekeeping, kafka, migrations
+from runtime import gc_tuning, housekeeping, kafka, migrations
 from runtime.consumer import (
     BatchHandler,
     EventConsumer,
@@ -135,6 +135,10 @@ def create_app(
         tasks: list[asyncio.Task] = []
         if runs_work:
             tasks = await _start_work(runtime, consumers, extra_topics, background, retentions, stop)
+        if getattr(app.state, "owns_process", False):  # not an app a test runs in its own process
+            gc_tuning.settle(
+                freeze=settings.gc_freeze_after_start, young_threshold=settings.gc_young_threshold
+            )
         runtime.ready = True
         log.info(
             "service.started",
@@ -357,8 +361,11 @@ def serve(settings: ServiceSettings, app_factory: Callable[[Any], FastAPI], migr
     if settings.run_migrations_on_start:
         migrate_when_reachable(migrations_dir, settings.database_url)
         log.info("service.migrated", database=settings.database_name)
+    app = app_factory(settings)
+    app.state.owns_process = True  # its lifespan tunes the garbage collector once started
+    gc_tuning.measure_pauses()
     uvicorn.run(
-        app_factory(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,

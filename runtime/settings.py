@@ -93,6 +93,18 @@ class ServiceSettings(BaseSettings):
     housekeeping_batch_size: int = Field(
         2000, ge=1, description="Most rows housekeeping deletes in one statement (one short transaction)."
     )
+    gc_freeze_after_start: bool = Field(
+        True,
+        description="Once started, collect garbage once and freeze what is alive (gc.freeze): later "
+        "collections skip the ~150,000 objects of modules, compiled statements and reference data "
+        "(runtime/gc_tuning.py).",
+    )
+    gc_young_threshold: int = Field(
+        10_000,
+        ge=0,
+        description="Young-generation threshold of the garbage collector once started (CPython's default "
+        "700 collected every few requests and found next to nothing); 0 keeps CPython's.",
+    )
     db_pool_size: int = Field(
         10,
         description=(

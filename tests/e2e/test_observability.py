@@ -86,3 +86,20 @@ def test_every_service_runs_housekeeping_passes(system):
                 waiting.discard(name)
         time.sleep(0.5)
     assert not waiting, f"no recent housekeeping pass in {sorted(waiting)}"
+
+
+def test_every_service_settles_its_garbage_collector_once_started(system):
+    """runtime/gc_tuning.py: one full collection at start-up, measured; then the frozen heap and the
+    raised young threshold, in the log line that says so."""
+    for name in SERVICES:
+        metrics = httpx.get(f"{system.url(name)}/metrics", timeout=5).text
+        full = re.search(r'^gridline_gc_pause_seconds_count\{generation="2"\} (\S+)$', metrics, re.M)
+        assert full and float(full.group(1)) >= 1, name
+        settled = [
+            json.loads(line)
+            for line in system.services[name].log_path.read_text().splitlines()
+            if '"service.gc_settled"' in line
+        ]
+        assert settled, name
+        assert settled[-1]["frozen_objects"] > 10_000, (name, settled[-1])
+        assert settled[-1]["threshold"][0] == 10_000, (name, settled[-1])

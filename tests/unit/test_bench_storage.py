@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench._pgstat import storage_growth
+from bench._watch import gc_histogram, gc_pause_delta
 
 
 def test_growth_per_case_and_a_year_with_trimmed_tables_holding_only_their_window():
@@ -30,3 +31,33 @@ def test_growth_per_case_and_a_year_with_trimmed_tables_holding_only_their_windo
     assert growth["year_gb"] == round((1_300 * 100_000 + 200 * 100_000 / 10) / 1e9, 2)
     # everything the tables hold now, over every case received so far
     assert growth["held_bytes_per_case"] == round(sum(after.values()) / 2_000)
+
+
+def test_gc_pauses_between_two_scrapes():
+    def scrape(young: int, full: int, seconds: float, buckets: dict[str, tuple[int, int]]) -> list[str]:
+        lines = [
+            f'gridline_gc_pause_seconds_count{{generation="0"}} {young}.0',
+            f'gridline_gc_pause_seconds_count{{generation="2"}} {full}.0',
+            f'gridline_gc_pause_seconds_sum{{generation="0"}} {seconds / 2}',
+            f'gridline_gc_pause_seconds_sum{{generation="2"}} {seconds / 2}',
+            f'gridline_gc_pause_seconds_bucket{{generation="0",le="+Inf"}} {young}.0',
+            "gridline_http_requests_total 7.0",
+        ]
+        for le, (gen0, gen2) in buckets.items():
+            lines.append(f'gridline_gc_pause_seconds_bucket{{generation="0",le="{le}"}} {gen0}.0')
+            lines.append(f'gridline_gc_pause_seconds_bucket{{generation="2",le="{le}"}} {gen2}.0')
+        return lines
+
+    before = {"intake": gc_histogram(scrape(10, 1, 0.3, {"0.001": (10, 0), "0.25": (10, 1), "0.5": (10, 1)}))}
+    # three young collections (two within 1 ms, one within 250 ms) and one full one within 500 ms
+    after = {"intake": gc_histogram(scrape(13, 2, 0.9, {"0.001": (12, 0), "0.25": (13, 1), "0.5": (13, 2)}))}
+    assert gc_pause_delta(before, after) == {
+        "intake": {"collections": 4, "full": 1, "pause_ms": 600.0, "longest_ms_at_most": 500.0}
+    }
+    # nothing collected in between: no longest pause to speak of
+    assert gc_pause_delta(after, after)["intake"] == {
+        "collections": 0,
+        "full": 0,
+        "pause_ms": 0.0,
+        "longest_ms_at_most": None,
+    }

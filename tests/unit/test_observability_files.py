@@ -9,6 +9,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import runtime.consumer  # noqa: F401  (registers its metrics)
+import runtime.gc_tuning  # noqa: F401
 import runtime.housekeeping  # noqa: F401
 import runtime.http_metrics  # noqa: F401
 import runtime.outbox  # noqa: F401
