@@ -12,7 +12,9 @@ So, once a process has started (``settle``): one full collection, then ``gc.free
 alive into the permanent generation, which later collections skip, and the young threshold goes up to
 ``GRIDLINE_GC_YOUNG_THRESHOLD`` (10,000; allocations minus frees, so a burst that is freed again no longer
 triggers a collection). Garbage in reference cycles is still collected, a little later. The same replay:
-a handful of young collections per service, no full collection after start-up.
+a handful of young collections per service, no full collection after start-up. The price: what start-up
+loaded and later drops inside a reference cycle (reference data an operator replaces, say) is never
+collected; at most once per process, and no more than start-up loaded.
 
 ``gridline_gc_pause_seconds{generation}`` records every collection's wall time (the event loop is stopped
 for that long), so an SRE sees the pauses a latency tail may come from.
