@@ -103,7 +103,7 @@ class ServiceSettings(BaseSettings):
         10_000,
         ge=0,
         description="Young-generation threshold of the garbage collector once started (CPython's default "
-        "700 collected every few requests and found next to nothing); 0 keeps CPython's.",
+        "700 was crossed every few requests by objects freed right after); 0 keeps CPython's.",
     )
     db_pool_size: int = Field(
         10,
