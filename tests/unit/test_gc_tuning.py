@@ -33,7 +33,8 @@ def test_settle_freezes_what_is_alive_and_raises_the_young_threshold(collector_s
     alive = [[index] for index in range(5_000)]  # container objects alive at start-up
     frozen = gc_tuning.settle(freeze=True, young_threshold=12_345)
 
-    assert frozen == gc.get_freeze_count() >= len(alive)
+    # (the count can fall a little right after: frozen objects freed by their reference count leave it)
+    assert frozen >= len(alive) and gc.get_freeze_count() >= len(alive)
     assert gc.get_threshold()[0] == 12_345
     # A collection after start-up walks only what is not frozen: far fewer objects than are tracked.
     assert len(gc.get_objects(generation=2)) < frozen
