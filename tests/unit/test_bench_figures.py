@@ -1,4 +1,5 @@
-"""The bench's storage figures: growth per case, and a year with and without housekeeping."""
+"""The bench's derived figures: storage growth per case and a year with and without housekeeping, and
+the services' garbage-collector pauses between two scrapes of their /metrics."""
 
 from __future__ import annotations
 
