@@ -12,12 +12,19 @@ order) are handled in one database transaction:
    handler, or through a unit of work that reads what the whole batch needs at once, takes the events
    one by one and writes what they changed at the end (routing does; the projection's batch handler is
    one that only acts at the end);
-4. each partition's tracking row is updated and the transaction commits; Kafka offsets are committed
+4. each partition's tracking row is updated and the transaction commits (and the outbox relay is woken if
+   unpublished rows are left, which the tracking statement reports); Kafka offsets are committed
    only after that, so a crash anywhere means redelivery, and redelivery is harmless. A busy consumer
    commits them at most once per ``commit_interval_s`` (the first batch after a quiet spell at once):
    an offset commit costs the broker about as much as a fetch, and after a crash the inbox recognises
    the second or so of events read again. Before a rebalance takes partitions away, what the database
    holds for them is committed at once (``rebalance_listener``), so their next owner starts there.
+
+A poll that brought only events of types the service does not handle opens no transaction: there is
+nothing to claim or apply. Its partitions' positions are kept and written with the next transaction, or
+on their own once they are ``commit_interval_s`` old (and on stop), so a tracking row is never further
+behind than that. Most of what a service reads from the case log is such events (routing handles 3 of
+its 20-odd types), and at low rates, where a poll brings one event, that was most of its transactions.
 
 If a handler rejects an event (or fails on it with a bug), the optimistic pass is rolled back and the
 batch is handled again carefully: each event in its own savepoint, the failing one dead-lettered with its
@@ -211,9 +218,11 @@ class EventConsumer:
         batch_size: int = 500,
         commit_interval_s: float = 1.0,
         fault_exit_after_db_commit: int = 0,
-        after_commit: Callable[[], None] | None = None,
+        wake_relay: Callable[[], None] | None = None,
         linger_s: float = 0.0,
     ) -> None:
+        """``wake_relay``: called after a transaction that left unpublished rows in the service's outbox
+        (the handlers' events, or older ones); without it the tracking statement does not look."""
         self.name = name
         self._linger_s = linger_s
         self._consumer = consumer
@@ -233,7 +242,10 @@ class EventConsumer:
         self._committed_at = -float("inf")
         self._assignment_epoch = 0  # one more at every revocation: a poll from before it records nothing
         self._fault_exit_after = fault_exit_after_db_commit
-        self._after_commit = after_commit
+        self._wake_relay = wake_relay
+        self._track = _TRACK if wake_relay is None else _TRACK_AND_PEEK
+        self._untracked: dict[TopicPartition, int] = {}  # last offsets of polls that wrote no transaction
+        self._untracked_since = 0.0
         self._db_commits = 0
         self.status = ConsumerStatus()
 
@@ -254,6 +266,7 @@ class EventConsumer:
                     if epoch == self._assignment_epoch:
                         self._uncommitted[tp] = records[-1].offset + 1
                     self._update_lag(tp, records[-1].offset)
+                await self._track_positions()
                 await self._commit_offsets()
                 self.status.last_error = None
                 backoff = 0.5
@@ -268,6 +281,14 @@ class EventConsumer:
                 await self._rewind()
                 await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
+        try:
+            await self._track_positions(now=True)
+        except Exception as exc:  # the positions of ignored events only: reading them again is harmless
+            if not is_infrastructure_error(exc):
+                raise
+            log.warning(
+                "consumer.final_tracking_failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}"
+            )
         try:
             await self._commit_offsets(now=True)
         except KafkaError as exc:  # the next owner reads again from the last commit; the inbox skips it
@@ -288,6 +309,34 @@ class EventConsumer:
         self._uncommitted.clear()
         self._committed_at = loop.time()
 
+    async def _track_positions(self, *, now: bool = False) -> None:
+        """Write the positions of polls that opened no transaction, once the oldest of them is
+        ``commit_interval_s`` old (or ``now``), in a transaction of their own."""
+        if not self._untracked:
+            return
+        if not now and asyncio.get_running_loop().time() - self._untracked_since < self._commit_interval_s:
+            return
+        positions = dict(self._untracked)
+        async with self._engine.begin() as conn:
+            await self._write_positions(conn, positions)
+        for tp, offset in positions.items():
+            if self._untracked.get(tp) == offset:
+                del self._untracked[tp]
+
+    async def _write_positions(self, conn: AsyncConnection, last: dict[TopicPartition, int]) -> bool:
+        """Each partition's tracking row; returns whether the outbox holds unpublished rows (only looked
+        at when there is a relay to wake)."""
+        result = await conn.execute(
+            self._track,
+            {
+                "consumer": self.name,
+                "topics": [tp.topic for tp in last],
+                "partitions": [tp.partition for tp in last],
+                "offsets": list(last.values()),
+            },
+        )
+        return self._wake_relay is not None and bool(result.scalar())
+
     def rebalance_listener(self) -> ConsumerRebalanceListener:
         """Pass to ``subscribe``: commits, before a rebalance, what the database holds for the partitions
         going away, and forgets them."""
@@ -295,6 +344,8 @@ class EventConsumer:
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._assignment_epoch += 1
+        for tp in revoked:  # their next owner writes their positions (these were only ignored events)
+            self._untracked.pop(tp, None)
         offsets = {tp: self._uncommitted.pop(tp) for tp in revoked if tp in self._uncommitted}
         if not offsets:
             return
@@ -331,19 +382,32 @@ class EventConsumer:
             None if _header(record, "ce_type") in self._ignored else _decode(record) for record in records
         ]
         last = {tp: batch[-1].offset for tp, batch in batches.items()}
+        if all(item is None for item in decoded):  # nothing to claim or apply: no transaction
+            if not self._untracked:
+                self._untracked_since = asyncio.get_running_loop().time()
+            self._untracked.update(last)
+            self._count(records, ["ignored"] * len(records))
+            return
+        last = {**self._untracked, **last}  # positions kept from polls without a transaction, then this one's
         try:
-            outcomes = await self._apply(last, records, decoded, careful=False)
+            outcomes, outbox_pending = await self._apply(last, records, decoded, careful=False)
         except _RetryCarefully:
-            outcomes = await self._apply(last, records, decoded, careful=True)
-        for record, outcome in zip(records, outcomes, strict=True):
-            CONSUMED.labels(self.name, _header(record, "ce_type") or "?", outcome).inc()
-        self.status.processed += len(records)
-        if self._after_commit is not None:  # e.g. wake the outbox relay: handlers may have enqueued events
-            self._after_commit()
+            outcomes, outbox_pending = await self._apply(last, records, decoded, careful=True)
+        for tp, offset in last.items():
+            if self._untracked.get(tp) == offset:
+                del self._untracked[tp]
+        self._count(records, outcomes)
+        if outbox_pending and self._wake_relay is not None:
+            self._wake_relay()
         self._db_commits += 1
         if self._fault_exit_after and self._db_commits >= self._fault_exit_after:
             log.warning("consumer.fault_injected_exit", consumer=self.name)
             os._exit(17)
+
+    def _count(self, records: list[ConsumerRecord], outcomes: list[str]) -> None:
+        for record, outcome in zip(records, outcomes, strict=True):
+            CONSUMED.labels(self.name, _header(record, "ce_type") or "?", outcome).inc()
+        self.status.processed += len(records)
 
     async def _apply(
         self,
@@ -352,9 +416,9 @@ class EventConsumer:
         decoded: list[Envelope | ContractError | None],
         *,
         careful: bool,
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
         """One transaction over the poll's records (``last``: each partition's last offset); returns each
-        record's outcome."""
+        record's outcome and whether the outbox holds unpublished rows after it."""
         dead_letters: list[tuple[ConsumerRecord, str, str]] = []
         outcomes = ["ignored" if item is None else "duplicate" for item in decoded]
         async with self._engine.begin() as conn:
@@ -391,16 +455,8 @@ class EventConsumer:
             # the entry, never loses it.
             for record, reason, detail in dead_letters:
                 await self._send_to_dlq(record, reason, detail)
-            await conn.execute(
-                _TRACK,
-                {
-                    "consumer": self.name,
-                    "topics": [tp.topic for tp in last],
-                    "partitions": [tp.partition for tp in last],
-                    "offsets": list(last.values()),
-                },
-            )
-        return outcomes
+            outbox_pending = await self._write_positions(conn, last)
+        return outcomes, outbox_pending
 
     async def _handle_all(self, conn: AsyncConnection, deliveries: list[Delivery]) -> None:
         """The optimistic pass: every claimed event in one unit of work, no savepoints."""
@@ -564,15 +620,21 @@ _CLAIM = sa.text(
     RETURNING event_id
     """
 )
-_TRACK = sa.text(
-    """
+_TRACK_ROWS = """
     INSERT INTO tracking (consumer, topic, partition, "offset")
     SELECT :consumer, position.topic, position.partition, position.last
     FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[]))
         AS position(topic, partition, last)
     ORDER BY position.topic, position.partition
     ON CONFLICT (consumer, topic, partition) DO UPDATE SET "offset" = excluded."offset", updated_at = now()
-    """
+"""
+_TRACK = sa.text(_TRACK_ROWS)
+# The same write, and in the same round trip whether the outbox has rows for the relay (its partial index
+# on unpublished rows answers): a transaction whose events caused none wakes no relay, which would only
+# claim nothing (at 5 cases/s, most of routing's and all of the projection's wakes did).
+_TRACK_AND_PEEK = sa.text(
+    f"WITH track AS ({_TRACK_ROWS})"
+    " SELECT EXISTS (SELECT FROM outbox WHERE published_at IS NULL) AS outbox_pending"
 )
 
 

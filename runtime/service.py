@@ -217,7 +217,7 @@ async def _start_work(
             batch_size=settings.consumer_batch_size,
             commit_interval_s=settings.consumer_commit_interval_s,
             fault_exit_after_db_commit=settings.fault_exit_after_db_commit,
-            after_commit=runtime.wake_relay,
+            wake_relay=runtime.wake_relay,
             linger_s=settings.consumer_linger_s,
         )
         client.subscribe(list(spec.topics), listener=consumer.rebalance_listener())

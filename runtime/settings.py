@@ -39,7 +39,8 @@ class ServiceSettings(BaseSettings):
         1.0,
         ge=0,
         description="Most seconds between Kafka offset commits of a busy consumer (the database's inbox "
-        "and tracking rows are the record; a commit only saves re-reading). 0: after every poll.",
+        "and tracking rows are the record; a commit only saves re-reading), and longest a tracking row waits "
+        "for the positions of polls that brought only events this service ignores. 0: after every poll.",
     )
     process_role: Literal["all", "http", "worker"] = Field(
         "all",

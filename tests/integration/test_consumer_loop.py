@@ -8,9 +8,11 @@ import contextlib
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
+from contracts.events import CaseReceived
 from runtime import kafka
 from runtime.consumer import EventConsumer, EventRejected
 from runtime.db import inbox, tracking
+from runtime.outbox import enqueue
 from services.projection.projector import project, project_batch
 from services.projection.tables import case_summary, case_timeline
 from tests import factories
@@ -29,6 +31,8 @@ async def running_consumer(
     handler=project,
     batch_handler=project_batch,
     commit_interval_s=1.0,
+    handles=None,
+    wake_relay=None,
 ):
     client = kafka.create_consumer(infrastructure.kafka_bootstrap, group or name)
     consumer = EventConsumer(
@@ -39,6 +43,8 @@ async def running_consumer(
         handler=handler,
         batch_handler=batch_handler,
         commit_interval_s=commit_interval_s,
+        handles=handles,
+        wake_relay=wake_relay,
     )
     client.subscribe([topic], listener=consumer.rebalance_listener())  # as runtime.service does
     await client.start()
@@ -290,3 +296,110 @@ async def _read_all(infrastructure, topic: str, expected: int, timeout: float = 
     finally:
         await client.stop()
     return records
+
+
+async def _positions(engine, consumer: str, topic: str) -> dict[int, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(tracking.c.partition, tracking.c.offset).where(
+                tracking.c.consumer == consumer, tracking.c.topic == topic
+            )
+        )
+        return dict(rows.all())
+
+
+def _last_offsets(records) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for record in records:
+        last[record.partition] = max(record.offset, last.get(record.partition, -1))
+    return last
+
+
+async def test_a_poll_of_only_ignored_events_opens_no_transaction_and_the_next_one_tracks_its_place(
+    infrastructure, projection_engine, producer, topic
+):
+    """Events of types the consumer does not handle are passed over without a transaction; their
+    partitions' positions are written with the next transaction that applies an event."""
+    cases = [factories.case_id() for _ in range(6)]
+    ignored = [factories.case_closed(case) for case in cases]  # this consumer handles CaseReceived only
+    wakes: list[int] = []
+    async with running_consumer(
+        infrastructure,
+        projection_engine,
+        producer,
+        topic,
+        handles=[CaseReceived],
+        commit_interval_s=3600.0,  # positions of ignored events are kept that long if nothing else comes
+        wake_relay=lambda: wakes.append(1),
+    ) as consumer:
+        await publish(producer, [factories.message(event, topic) for event in ignored])
+        await eventually(lambda: _consumed(consumer, 6))
+        assert consumer._db_commits == 0
+        assert await _positions(projection_engine, "it-projection", topic) == {}
+        received = factories.case_received()
+        message = factories.message(received, topic)
+        await publish(producer, [message])
+        await eventually(lambda: _consumed(consumer, 7))
+        assert consumer._db_commits == 1
+        assert (await summary_of(projection_engine, received.case_id)).events_applied == 1
+        everything = await _read_all(infrastructure, topic, 7)
+        assert await _positions(projection_engine, "it-projection", topic) == _last_offsets(everything)
+        assert wakes == []  # the projection's handler writes no outbox rows: no relay to wake
+    async with projection_engine.connect() as conn:
+        claimed = await conn.execute(sa.select(inbox.c.event_id).where(inbox.c.consumer == "it-projection"))
+        assert set(claimed.scalars()) == {message.event_id}
+
+
+async def test_the_positions_of_ignored_events_are_written_once_the_interval_passes_and_on_stop(
+    infrastructure, projection_engine, producer, topic
+):
+    ignored = [factories.case_closed(factories.case_id()) for _ in range(4)]
+    async with running_consumer(
+        infrastructure, projection_engine, producer, topic, handles=[CaseReceived], commit_interval_s=0.3
+    ) as consumer:
+        await publish(producer, [factories.message(event, topic) for event in ignored[:2]])
+        first = _last_offsets(await _read_all(infrastructure, topic, 2))
+        await eventually(lambda: _positions_are(projection_engine, topic, first))
+    assert consumer._db_commits == 0  # the positions' own transactions are no events' commits
+    async with running_consumer(
+        infrastructure, projection_engine, producer, topic, handles=[CaseReceived], commit_interval_s=3600.0
+    ) as consumer:
+        await publish(producer, [factories.message(event, topic) for event in ignored[2:]])
+        await eventually(lambda: _consumed(consumer, 2))
+        assert await _positions(projection_engine, "it-projection", topic) == first
+    # stopping wrote what it had kept
+    assert await _positions(projection_engine, "it-projection", topic) == _last_offsets(
+        await _read_all(infrastructure, topic, 4)
+    )
+
+
+async def _positions_are(engine, topic: str, expected: dict[int, int]) -> bool:
+    return await _positions(engine, "it-projection", topic) == expected
+
+
+async def test_the_relay_is_woken_after_a_transaction_that_left_outbox_rows(
+    infrastructure, projection_engine, producer, topic
+):
+    cases = [factories.case_received() for _ in range(2)]
+    wakes: list[str] = []
+
+    async def project_and_announce(conn, delivery):
+        await project(conn, delivery)
+        if delivery.envelope.event.case_id == cases[1].case_id:
+            await enqueue(conn, [factories.message(factories.case_closed(cases[1].case_id), "it.announced")])
+
+    async with running_consumer(
+        infrastructure,
+        projection_engine,
+        producer,
+        topic,
+        handler=project_and_announce,
+        batch_handler=None,
+        wake_relay=lambda: wakes.append("woken"),
+    ) as consumer:
+        await publish(producer, [factories.message(cases[0], topic)])
+        await eventually(lambda: _consumed(consumer, 1))
+        assert wakes == []
+        await publish(producer, [factories.message(cases[1], topic)])
+        await eventually(lambda: _consumed(consumer, 2))
+        assert wakes == ["woken"]
