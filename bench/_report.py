@@ -97,7 +97,7 @@ def write_markdown(results: dict, path: Path) -> str:
         "",
         "Latencies in ms from the client's 2xx. visible = the projection's applied offset (its tracking "
         "row, written with the read model) passed the case (every case, 100 ms polls); "
-        "sample = GET /v1/cases/{id} polled every 200 ms for a few cases.",
+        "sample = GET /v1/cases/{id} polled every 200 ms for a few cases." + _warm_up(results.get("warm_up")),
         "",
         "| offered/s | accepted/s | projected/s | visible p50 | p95 | p99 | sample p50 | sample p99 | "
         "dispatch p50 | p95 | p99 | HTTP p99 | saturated |",
@@ -262,3 +262,12 @@ def _gc(pauses: dict[str, dict]) -> str:
         counts = f"{p['collections']} collections ({p['full']} full)"
         parts.append(f"{service} {counts}, {p['pause_ms']} ms{longest}")
     return "; ".join(parts)
+
+
+def _warm_up(warm_up: dict | None) -> str:
+    if not warm_up:
+        return " No warm-up before the steps: the first ones include a fresh system's first minute."
+    return (
+        f" Before the steps, a warm-up of {warm_up['seconds']:g} s at {warm_up['rate']:g} cases/s "
+        f"({warm_up['accepted']} cases with their follow-ups; not measured)."
+    )

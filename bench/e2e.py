@@ -13,7 +13,11 @@ from Gridline's, like the bench's own. (Before, nothing listened there: every de
 and tripped circuits, and that churn was counted as the cost of a case.)
 
 1. Raw limits first (bench/raw_limits.measure on the same Kafka and PostgreSQL, before the services start).
-2. Stepped load: for each offered rate (cases/s), ``--step-seconds`` of devtools.workload submissions
+2. Warm-up (``--warmup-seconds`` at ``--warmup-rate``, with follow-ups; not measured): until 2026-11-29 the
+   first steps also paid for a fresh system's first minute (Kafka's JIT compiler, first-time work in the
+   services) and counted it as the cost of their cases. Its follow-ups finish and every consumer group
+   reads the case log to its end before the first step.
+   Stepped load: for each offered rate (cases/s), ``--step-seconds`` of devtools.workload submissions
    (hotline, grid, Open311; restamped to the wall clock) posted open loop — each at its scheduled time,
    over a pool of keep-alive connections (bench/_http.py), so a slow server does not slow the offer — then
    up to ``--drain-seconds`` for the step's cases to be projected. Follow-ups (签收, 退单, 延期, 答复, 回访)
@@ -118,6 +122,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--rates", default="2,5,10,25,50,100,200,300,500,750,1000", help="offered cases/s, in order"
     )
     parser.add_argument("--step-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=30.0, help="unmeasured load before the steps (0: none)"
+    )
+    parser.add_argument("--warmup-rate", type=float, default=20.0, help="cases/s offered in the warm-up")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--replay", type=int, default=500, help="cases in the replay (0: none)")
     parser.add_argument("--replay-concurrency", type=int, default=32)
@@ -240,9 +248,9 @@ class Bench:
 
     # --- stepped load ------------------------------------------------------------------------------------
 
-    async def step(self, rate: float) -> dict:
+    async def step(self, rate: float, seconds: float | None = None) -> dict:
         args = self.args
-        count = max(2, round(rate * args.step_seconds))
+        count = max(2, round(rate * (seconds or args.step_seconds)))
         probe_every = max(1, round(rate / args.probe_per_s))
         before_cases = set(self.accepted)
         cpu0, consumed0, outcomes0 = (
@@ -263,7 +271,7 @@ class Bench:
         mine = [c for c in self.accepted if c not in before_cases]
         # Accepted per second over the offer, or until the last 2xx when intake fell behind the offer.
         last_answer = max((self.accepted[c] for c in mine), default=wall_started) - wall_started
-        offered_s = max(args.step_seconds, sent_s, last_answer)
+        offered_s = max(seconds or args.step_seconds, sent_s, last_answer)
         await self.wait_visible(mine, args.drain_seconds)
         elapsed = time.monotonic() - started
         cpu1, consumed1 = self.sampler.cpu_seconds(), await events_consumed(self.metrics)
@@ -279,6 +287,15 @@ class Bench:
             k: v - outcomes0.get(k, 0) for k, v in self.driver.outcomes.items() if v - outcomes0.get(k, 0)
         }
         return result
+
+    async def finish_follow_ups(self) -> float:
+        """Wait (bounded) for the follow-ups under way to finish; returns the seconds waited."""
+        began = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                while self.following:  # noqa: ASYNC110  (a set of tasks, not an event)
+                    await asyncio.sleep(0.5)
+        return round(time.monotonic() - began, 1)
 
     async def wait_visible(self, cases: list[str], seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -401,6 +418,8 @@ async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, i
     results: dict = {"steps": []}
     async with Bench(system, args, pids) as bench:
         await asyncio.sleep(2)  # the readers join their topics
+        if not args.skip_steps and args.warmup_seconds > 0:
+            results["warm_up"] = await warm_up(bench, args)
         if not args.skip_steps:
             for rate in (float(r) for r in args.rates.split(",") if r.strip()):
                 print(f"step: {rate:g} cases/s offered for {args.step_seconds:g} s ...", flush=True)
@@ -410,13 +429,8 @@ async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, i
                 if step["saturated"]:
                     print(f"saturated at {rate:g} cases/s offered: stepping stops", flush=True)
                     break
-            began = time.monotonic()
-            with contextlib.suppress(TimeoutError):  # let the last follow-ups finish (bounded)
-                async with asyncio.timeout(SETTLE_TIMEOUT_S):
-                    while bench.following:  # noqa: ASYNC110  (a set of tasks, not an event)
-                        await asyncio.sleep(0.5)
             # a replay sharing the box with the steps' citizen actions measured half its rate (54 vs ~120)
-            results["follow_ups_finished_after_s"] = round(time.monotonic() - began, 1)
+            results["follow_ups_finished_after_s"] = await bench.finish_follow_ups()
             results["follow_ups_unfinished"] = len(bench.following)
             results["follow_ups_total"] = dict(bench.driver.outcomes)
         if args.replay:
@@ -431,6 +445,30 @@ async def drive(system: LocalSystem, args: argparse.Namespace, pids: dict[str, i
             print(f"replay: {json.dumps(results['replay'], ensure_ascii=False)}", flush=True)
         results["peak_memory_mb_whole_run"] = {k: round(v / 2**20) for k, v in bench.sampler.peak_rss.items()}
     return results
+
+
+async def warm_up(bench: Bench, args: argparse.Namespace) -> dict:
+    """Load before the measured steps, not reported as one: a fresh system's first minute pays for
+    compiling (Kafka's JIT compiler took 0.34-0.43 of a core through a first 2 cases/s step, 0.20-0.24
+    through the 10 cases/s step after it) and for first-time work in the services, which the first steps
+    would otherwise count as the cost of their cases. Its follow-ups finish and every consumer group
+    reads the case log to its end before the first step starts."""
+    rate, seconds = args.warmup_rate, args.warmup_seconds
+    print(f"warm-up: {rate:g} cases/s for {seconds:g} s (not measured) ...", flush=True)
+    step = await bench.step(rate, seconds)
+    follow_ups_s = await bench.finish_follow_ups()
+    settled = await settle(
+        bench.system.kafka_bootstrap, bench.system.case_events_topic, CONSUMER_GROUPS, SETTLE_TIMEOUT_S
+    )
+    summary = {
+        "rate": rate,
+        "seconds": seconds,
+        "accepted": step["accepted"],
+        "follow_ups_finished_after_s": follow_ups_s,
+        "settled_after_s": settled,
+    }
+    print(f"warm-up done: {summary}", flush=True)
+    return summary
 
 
 def print_step(step: dict) -> None:
