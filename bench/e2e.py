@@ -250,7 +250,8 @@ class Bench:
 
     async def step(self, rate: float, seconds: float | None = None) -> dict:
         args = self.args
-        count = max(2, round(rate * (seconds or args.step_seconds)))
+        seconds = seconds or args.step_seconds
+        count = max(2, round(rate * seconds))
         probe_every = max(1, round(rate / args.probe_per_s))
         before_cases = set(self.accepted)
         cpu0, consumed0, outcomes0 = (
@@ -271,7 +272,7 @@ class Bench:
         mine = [c for c in self.accepted if c not in before_cases]
         # Accepted per second over the offer, or until the last 2xx when intake fell behind the offer.
         last_answer = max((self.accepted[c] for c in mine), default=wall_started) - wall_started
-        offered_s = max(seconds or args.step_seconds, sent_s, last_answer)
+        offered_s = max(seconds, sent_s, last_answer)
         await self.wait_visible(mine, args.drain_seconds)
         elapsed = time.monotonic() - started
         cpu1, consumed1 = self.sampler.cpu_seconds(), await events_consumed(self.metrics)
