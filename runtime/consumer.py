@@ -316,12 +316,9 @@ class EventConsumer:
             return
         if not now and asyncio.get_running_loop().time() - self._untracked_since < self._commit_interval_s:
             return
-        positions = dict(self._untracked)
         async with self._engine.begin() as conn:
-            await self._write_positions(conn, positions)
-        for tp, offset in positions.items():
-            if self._untracked.get(tp) == offset:
-                del self._untracked[tp]
+            await self._write_positions(conn, dict(self._untracked))
+        self._untracked.clear()  # only this loop adds to it; a revocation meanwhile only takes away
 
     async def _write_positions(self, conn: AsyncConnection, last: dict[TopicPartition, int]) -> bool:
         """Each partition's tracking row; returns whether the outbox holds unpublished rows (only looked
@@ -393,9 +390,7 @@ class EventConsumer:
             outcomes, outbox_pending = await self._apply(last, records, decoded, careful=False)
         except _RetryCarefully:
             outcomes, outbox_pending = await self._apply(last, records, decoded, careful=True)
-        for tp, offset in last.items():
-            if self._untracked.get(tp) == offset:
-                del self._untracked[tp]
+        self._untracked.clear()  # all written with this poll's positions
         self._count(records, outcomes)
         if outbox_pending and self._wake_relay is not None:
             self._wake_relay()
