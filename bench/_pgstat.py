@@ -74,6 +74,18 @@ async def top(server_url: str, cases: int, sessions_before: dict[str, int], limi
     }
 
 
+async def database_bytes(server_url: str) -> int:
+    """Bytes on disk of every gridline database together (one cheap query: a progress figure)."""
+    db = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        return await db.fetchval(
+            "SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database"
+            " WHERE datname LIKE 'gridline%'"
+        )
+    finally:
+        await db.close()
+
+
 async def storage(server_url: str) -> dict[str, int]:
     """Bytes on disk (heap, TOAST and indexes) of every table of the gridline databases, by
     ``database.table`` (``database.schema.table`` outside ``public``)."""

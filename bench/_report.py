@@ -133,8 +133,11 @@ def write_markdown(results: dict, path: Path) -> str:
         lines += ["", "CPU ms per accepted case (steps include their follow-ups):", ""]
         for s in steps:
             lines.append(f"- at {s['offered_per_s']:g}/s: {_per_case(s.get('cpu_ms_per_case', {}))}")
-        if replay_cpu := (results.get("replay") or {}).get("cpu_ms_per_case"):
-            lines.append(f"- replay (new appeals only): {_per_case(replay_cpu)}")
+    replay_cpu = (results.get("replay") or {}).get("cpu_ms_per_case")
+    if replay_cpu and steps:
+        lines.append(f"- replay (new appeals only): {_per_case(replay_cpu)}")
+    elif replay_cpu:
+        lines += ["", f"CPU ms per case in the replay (new appeals only): {_per_case(replay_cpu)}"]
     if replay := results.get("replay"):
         lines += [
             "",
@@ -192,6 +195,7 @@ def write_markdown(results: dict, path: Path) -> str:
             ]
         if pauses := replay.get("gc_pauses"):
             lines += ["", f"Garbage collection during the replay (gridline_gc_pause_seconds): {_gc(pauses)}."]
+        lines += _progress(replay.get("progress") or [])
     if raw := results.get("raw_limits"):
         lines += ["", "Raw limits, same Kafka and PostgreSQL, same run:", ""]
         lines += [
@@ -217,8 +221,9 @@ def write_markdown(results: dict, path: Path) -> str:
     return text
 
 
-def plot(results: dict, path: Path) -> None:
-    """Latency against offered load (left) and throughput against offered load (right)."""
+def plot(results: dict, path: Path) -> bool:
+    """Latency against offered load (left) and throughput against offered load (right); False (and no
+    file) for a run without steps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,7 +231,7 @@ def plot(results: dict, path: Path) -> None:
 
     steps = results.get("steps", [])
     if not steps:
-        return
+        return False
     offered = [s["offered_per_s"] for s in steps]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name, label, style in (("accept_to_visible", "accept→visible", "-"),
@@ -253,6 +258,35 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
+
+
+def _progress(intervals: list[dict], rows: int = 24) -> list[str]:
+    """The replay's progress as a table (at most ``rows`` intervals, evenly chosen, the last always):
+    whether it slowed down as the tables grew, and which process then took more per case."""
+    if len(intervals) < 2:
+        return []
+    step = -(-len(intervals) // rows)
+    chosen = intervals[::-1][::step][::-1]
+    names = [n for n in (chosen[-1]["cpu_ms_per_projected_case"] or {}) if n != "gridline"]
+    lines = [
+        "",
+        f"Progress of the replay ({len(intervals)} intervals; projected/s and CPU over each interval, "
+        "cases and database size at its end):",
+        "",
+        "| minute | accepted | projected | accepted/s | projected/s | cores (Gridline) | "
+        "CPU ms/case Gridline | " + " | ".join(names) + " | databases GB |",
+        "|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(names) + "---:|",
+    ]
+    for i in chosen:
+        cpu = i["cpu_ms_per_projected_case"] or {}
+        cells = " | ".join(f"{cpu[n]:g}" if n in cpu else "–" for n in names)
+        lines.append(
+            f"| {i['until_s'] / 60:.1f} | {i['accepted']:,} | {i['projected']:,} | {i['accepted_per_s']} | "
+            f"{i['projected_per_s']} | {i['cores_gridline']} | {cpu.get('gridline', '–')} | {cells} | "
+            f"{i['database_bytes'] / 1e9:.2f} |"
+        )
+    return lines
 
 
 def _gc(pauses: dict[str, dict]) -> str:

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench e2e                           # the short default run (a few minutes)
     .venv/bin/python -m bench.e2e --rates 25,50,100 --step-seconds 30
-    .venv/bin/python -m bench.e2e --replay 600000 --skip-steps   # a Zhangqiu year (hours at today's speed)
+    # a Zhangqiu year, replayed alone (hours): bench/results/e2e-year.{json,md}
+    .venv/bin/python -m bench.e2e --replay 600000 --skip-steps --skip-raw --output e2e-year
 
 Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 35092/35093 and
 35432, PostgreSQL with its durable defaults) and the five services as processes (devtools.system, their own
@@ -27,7 +28,9 @@ and tripped circuits, and that churn was counted as the cost of a case.)
    end and the last 2xx), or projected < 90 % of offered (counted from the step's first visible case to its
    last), or not every accepted case projected within the drain.
 3. Replay: ``--replay`` cases posted as fast as intake takes them (``--replay-concurrency`` connections,
-   no follow-ups); wall time until the last one is projected.
+   no follow-ups); wall time until the last one is projected. Every ``--progress-seconds`` it records the
+   cases accepted and projected, each process's CPU and the databases' size, reported as intervals: whether
+   a long replay slows down as its tables grow, and which process then pays more per case.
 
 How latencies are measured (all from the client's wall clock at the 2xx answer of the POST):
 - accept → visible: the projection writes each partition's last applied offset (its ``tracking`` row) in
@@ -49,7 +52,8 @@ PSS); events/s from each service's /metrics (gridline_events_consumed_total). Th
 reported too: it shares the two cores. CPU milliseconds per accepted case (all processes but the bench)
 give a ceiling that depends less on what else the shared machine runs: cores × 1000 / ms per case.
 
-Writes bench/results/e2e.json, e2e.md and e2e.png (latency against offered load).
+Writes bench/results/e2e.json, e2e.md and e2e.png (latency against offered load; no plot without steps),
+or ``<--output>``.*.
 """
 
 from __future__ import annotations
@@ -129,6 +133,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--replay", type=int, default=500, help="cases in the replay (0: none)")
     parser.add_argument("--replay-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--progress-seconds",
+        type=float,
+        default=60.0,
+        help="how often the replay records its progress: cases accepted and projected, CPU, database size",
+    )
+    parser.add_argument(
+        "--output", default="e2e", help="results under bench/results/<output>.{json,md,png} (e.g. e2e-year)"
+    )
     parser.add_argument("--probe-per-s", type=float, default=2.0, help="HTTP-sampled cases per second")
     parser.add_argument("--no-follow-ups", action="store_true", help="only new appeals in the steps")
     parser.add_argument("--skip-raw", action="store_true", help="no raw limits (no ratios)")
@@ -172,6 +185,37 @@ def per_case(cpu_seconds: dict[str, float], cases: int) -> dict[str, float]:
     gridline = sum(v for k, v in cpu_seconds.items() if k not in OUTSIDE) * 1000 / cases
     ms["cases_per_s_if_all_cores_were_gridlines"] = round((os.cpu_count() or 1) * 1000 / gridline, 1)
     return ms
+
+
+def progress_intervals(samples: list[dict]) -> list[dict]:
+    """The replay's progress samples as intervals: where it stood at each sample's end, its rates over
+    the interval, and CPU milliseconds per case projected in it (per process; the total without the
+    bench and the sinks)."""
+    intervals = []
+    for before, after in zip(samples, samples[1:], strict=False):
+        seconds = after["elapsed_s"] - before["elapsed_s"]
+        projected = after["projected"] - before["projected"]
+        if seconds <= 0:
+            continue
+        cpu = {k: after["cpu_seconds"].get(k, 0.0) - v for k, v in before["cpu_seconds"].items()}
+        gridline = sum(v for k, v in cpu.items() if k not in OUTSIDE)
+        intervals.append(
+            {
+                "until_s": after["elapsed_s"],
+                "accepted": after["accepted"],
+                "projected": after["projected"],
+                "accepted_per_s": round((after["accepted"] - before["accepted"]) / seconds, 1),
+                "projected_per_s": round(projected / seconds, 1),
+                "cores_gridline": round(gridline / seconds, 2),
+                "cores_all": round(sum(cpu.values()) / seconds, 2),
+                "cpu_ms_per_projected_case": {k: round(v * 1000 / projected, 2) for k, v in cpu.items()}
+                | {"gridline": round(gridline * 1000 / projected, 1)}
+                if projected
+                else None,
+                "database_bytes": after["database_bytes"],
+            }
+        )
+    return intervals
 
 
 class Bench:
@@ -353,6 +397,9 @@ class Bench:
         cpu0, gc0 = self.sampler.cpu_seconds(), await gc_pauses(self.metrics)
         remaining = iter(range(count))
         statuses: dict[str, int] = {}
+        progress: list[dict] = []
+        base = (started, len(before), len(self.progress.visible))
+        recording = asyncio.create_task(self.record_progress(progress, base))
 
         async def worker() -> None:
             for _ in remaining:
@@ -373,7 +420,10 @@ class Bench:
             await asyncio.sleep(0.5)
         projected = [c for c in cases if c in self.progress.visible]
         wall = max(self.progress.visible[c] for c in projected) - wall_started if projected else None
+        recording.cancel()
+        await asyncio.gather(recording, return_exceptions=True)
         cpu1, gc1 = self.sampler.cpu_seconds(), await gc_pauses(self.metrics)
+        progress.append(await self.progress_sample(base, cpu1))
         cpu = cpu_per(cpu0, cpu1, 1, scale=1, digits=1)
         statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
         storage_after = await _pgstat.storage(self.system.postgres_url)
@@ -405,6 +455,26 @@ class Bench:
             ),
             "wal": _pgstat.wal_per_case(wal_before, wal_after, len(cases)),
             "gc_pauses": gc_pause_delta(gc0, gc1),
+            "progress": progress_intervals(progress),
+        }
+
+    async def record_progress(self, samples: list[dict], base: tuple[float, int, int]) -> None:
+        """A sample every ``--progress-seconds`` while the replay runs (a year of it takes hours: does it
+        slow down as the tables grow, and where does the CPU go then?)."""
+        while True:
+            samples.append(await self.progress_sample(base, self.sampler.cpu_seconds()))
+            await asyncio.sleep(self.args.progress_seconds)
+
+    async def progress_sample(self, base: tuple[float, int, int], cpu: dict[str, float]) -> dict:
+        """Where the replay stands: ``base`` is its start (monotonic) and the cases accepted and visible
+        before it (the earlier phases' cases are all projected when it starts)."""
+        started, accepted_before, visible_before = base
+        return {
+            "elapsed_s": round(time.monotonic() - started, 1),
+            "accepted": len(self.accepted) - accepted_before,
+            "projected": len(self.progress.visible) - visible_before,
+            "cpu_seconds": cpu,
+            "database_bytes": await _pgstat.database_bytes(self.system.postgres_url),
         }
 
 
@@ -567,11 +637,14 @@ def main(argv: list[str] | None = None) -> None:
     if "raw_limits" in results:
         results["ratios"] = ratios(results)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "e2e.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    markdown = write_markdown(results, RESULTS / "e2e.md")
-    plot(results, RESULTS / "e2e.png")
+    out = RESULTS / args.output
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    markdown = write_markdown(results, out.with_suffix(".md"))
+    written = [out.with_suffix(".json"), out.with_suffix(".md")]
+    if plot(results, out.with_suffix(".png")):
+        written.append(out.with_suffix(".png"))
     print("\n" + markdown)
-    print(f"written: {RESULTS / 'e2e.json'}, {RESULTS / 'e2e.md'}, {RESULTS / 'e2e.png'}")
+    print("written: " + ", ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

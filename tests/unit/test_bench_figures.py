@@ -1,10 +1,12 @@
-"""The bench's derived figures: storage growth per case and a year with and without housekeeping, and
-the services' garbage-collector pauses between two scrapes of their /metrics."""
+"""The bench's derived figures: storage growth per case and a year with and without housekeeping, the
+services' garbage-collector pauses between two scrapes of their /metrics, and a long replay's progress."""
 
 from __future__ import annotations
 
 from bench._pgstat import storage_growth
+from bench._report import _progress
 from bench._watch import gc_histogram, gc_pause_delta
+from bench.e2e import progress_intervals
 
 
 def test_growth_per_case_and_a_year_with_trimmed_tables_holding_only_their_window():
@@ -62,3 +64,58 @@ def test_gc_pauses_between_two_scrapes():
         "pause_ms": 0.0,
         "longest_ms_at_most": None,
     }
+
+
+def _sample(elapsed: float, accepted: int, projected: int, cpu: dict[str, float], size: int) -> dict:
+    return {
+        "elapsed_s": elapsed,
+        "accepted": accepted,
+        "projected": projected,
+        "cpu_seconds": cpu,
+        "database_bytes": size,
+    }
+
+
+def test_replay_progress_as_intervals_with_their_rates_and_cpu_per_case():
+    samples = [
+        _sample(0.0, 0, 0, {"intake": 10.0, "postgres": 5.0, "bench": 1.0}, 100),
+        _sample(60.0, 6_000, 4_800, {"intake": 40.0, "postgres": 29.0, "bench": 7.0}, 1_000),
+        _sample(60.0, 6_000, 4_800, {"intake": 40.0, "postgres": 29.0, "bench": 7.0}, 1_000),  # no time
+        _sample(120.0, 9_000, 6_000, {"intake": 52.0, "postgres": 41.0, "bench": 10.0}, 1_900),
+    ]
+    first, second = progress_intervals(samples)
+
+    assert first["until_s"] == 60.0 and first["accepted"] == 6_000 and first["projected"] == 4_800
+    assert first["accepted_per_s"] == 100.0 and first["projected_per_s"] == 80.0
+    # 30 s of intake and 24 of PostgreSQL for 4,800 cases; the bench is reported but not Gridline's
+    assert first["cpu_ms_per_projected_case"] == {
+        "intake": 6.25,
+        "postgres": 5.0,
+        "bench": 1.25,
+        "gridline": 11.2,
+    }
+    assert first["cores_gridline"] == 0.9 and first["cores_all"] == 1.0
+    assert first["database_bytes"] == 1_000
+    assert second["projected_per_s"] == 20.0 and second["accepted_per_s"] == 50.0
+    assert second["cpu_ms_per_projected_case"]["gridline"] == 20.0  # 24 s for 1,200 cases
+    assert second["database_bytes"] == 1_900
+
+
+def test_replay_progress_with_nothing_projected_has_no_cpu_per_case():
+    samples = [_sample(0.0, 0, 0, {"intake": 1.0}, 0), _sample(30.0, 10, 0, {"intake": 2.0}, 0)]
+    (interval,) = progress_intervals(samples)
+    assert interval["projected_per_s"] == 0.0 and interval["cpu_ms_per_projected_case"] is None
+
+
+def test_progress_table_keeps_at_most_its_rows_and_always_the_last_interval():
+    samples = [
+        _sample(60.0 * i, 100 * i, 90 * i, {"intake": 3.0 * i, "bench": 1.0 * i}, 10**9 * i)
+        for i in range(51)
+    ]
+    lines = _progress(progress_intervals(samples), rows=10)
+    rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
+
+    assert len(rows) == 10
+    assert rows[-1].startswith("| 50.0 | 5,000 | 4,500 | 1.7 | 1.5 | 0.05 | 33.3 | 33.33 | 11.11 | 50.00 |")
+    assert rows[0].startswith("| 5.0 | 500 | 450 |")  # every fifth of 50, counted back from the last
+    assert _progress(progress_intervals(samples[:2])) == []  # one interval: no table
