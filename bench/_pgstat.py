@@ -79,7 +79,7 @@ async def database_bytes(server_url: str) -> int:
     db = await asyncpg.connect(f"{server_url}/postgres")
     try:
         return await db.fetchval(
-            "SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database"
+            "SELECT coalesce(sum(pg_database_size(datname)), 0)::bigint FROM pg_database"
             " WHERE datname LIKE 'gridline%'"
         )
     finally:

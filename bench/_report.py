@@ -147,6 +147,14 @@ def write_markdown(results: dict, path: Path) -> str:
             f"= {replay['end_to_end_cases_per_s']} cases/s end to end "
             f"(a Zhangqiu year of 600,000 at this rate: {replay['zhangqiu_year_at_this_rate_hours']} h).",
         ]
+        scale = results["settings"].get("time_scale", 1.0)
+        if scale != 1 and replay["end_to_end_cases_per_s"]:
+            district = replay["end_to_end_cases_per_s"] / scale
+            lines.append(
+                f"Intake's duplicate windows were divided by {scale:g} (--time-scale): at this rate the "
+                f"replay met earlier appeals as a district taking {district:.3f} cases/s "
+                f"({district * 86400 * 365:,.0f} a year) meets them."
+            )
         if "settled_before_replay_s" in results:
             waited = results["settled_before_replay_s"]
             follow_ups = results.get("follow_ups_finished_after_s")

@@ -3,10 +3,13 @@ services' garbage-collector pauses between two scrapes of their /metrics, and a 
 
 from __future__ import annotations
 
+import pytest
+
 from bench._pgstat import storage_growth
 from bench._report import _progress
 from bench._watch import gc_histogram, gc_pause_delta
-from bench.e2e import progress_intervals
+from bench.e2e import progress_intervals, time_scaled_env
+from services.intake.config import IntakeSettings
 
 
 def test_growth_per_case_and_a_year_with_trimmed_tables_holding_only_their_window():
@@ -119,3 +122,15 @@ def test_progress_table_keeps_at_most_its_rows_and_always_the_last_interval():
     assert rows[-1].startswith("| 50.0 | 5,000 | 4,500 | 1.7 | 1.5 | 0.05 | 33.3 | 33.33 | 11.11 | 50.00 |")
     assert rows[0].startswith("| 5.0 | 500 | 450 |")  # every fifth of 50, counted back from the last
     assert _progress(progress_intervals(samples[:2])) == []  # one interval: no table
+
+
+def test_time_scale_divides_intakes_duplicate_windows_and_one_leaves_them(monkeypatch):
+    assert time_scaled_env(1.0) == {}
+    env = time_scaled_env(4000)
+    assert float(env["GRIDLINE_DUPLICATE_NEARBY_HOURS"]) == 48 / 4000
+    assert float(env["GRIDLINE_DUPLICATE_SAME_CALLER_DAYS"]) == 7 / 4000
+    for name, value in env.items():  # intake reads them from its environment, as any setting
+        monkeypatch.setenv(name, value)
+    settings = IntakeSettings()
+    assert settings.duplicate_nearby_hours * 3600 == pytest.approx(43.2)
+    assert settings.duplicate_same_caller_days * 86400 == pytest.approx(151.2)
