@@ -139,9 +139,11 @@ def write_markdown(results: dict, path: Path) -> str:
     elif replay_cpu:
         lines += ["", f"CPU ms per case in the replay (new appeals only): {_per_case(replay_cpu)}"]
     if replay := results.get("replay"):
+        posted = sum(replay["responses"].values())
+        stopped = "" if posted >= replay["cases"] else f" (of {replay['cases']:,}: stopped early)"
         lines += [
             "",
-            f"Replay: {replay['cases']:,} cases posted over {replay['concurrency']} connections: accepted "
+            f"Replay: {posted:,} cases posted{stopped} over {replay['concurrency']} connections: accepted "
             f"{replay['accepted_per_s']}/s; all projected after "
             f"{replay['wall_seconds_until_all_projected']} s "
             f"= {replay['end_to_end_cases_per_s']} cases/s end to end "
