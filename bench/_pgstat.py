@@ -74,6 +74,26 @@ async def top(server_url: str, cases: int, sessions_before: dict[str, int], limi
     }
 
 
+# Server settings that shape the write path's cost, recorded with every run.
+SETTINGS = (
+    "shared_buffers",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_compression",
+    "synchronous_commit",
+    "full_page_writes",
+)
+
+
+async def server_settings(server_url: str) -> dict[str, str]:
+    """The values of ``SETTINGS`` as the server reports them (with their units: ``128MB``, ``5min``)."""
+    db = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        return {name: await db.fetchval(f"SHOW {name}") for name in SETTINGS}
+    finally:
+        await db.close()
+
+
 async def database_bytes(server_url: str) -> int:
     """Bytes on disk of every gridline database together (one cheap query: a progress figure)."""
     db = await asyncpg.connect(f"{server_url}/postgres")

@@ -94,6 +94,7 @@ def write_markdown(results: dict, path: Path) -> str:
         f"asyncpg {v['asyncpg']} · "
         f"FastAPI {v['fastapi']} · uvicorn {v['uvicorn']} · load average at start "
         f"{results['loadavg_1_5_15_at_start']} (a shared machine: timings are noisy)",
+        *_postgres_settings(results.get("postgres_settings")),
         "",
         "Latencies in ms from the client's 2xx. visible = the projection's applied offset (its tracking "
         "row, written with the read model) passed the case (every case, 100 ms polls); "
@@ -269,6 +270,13 @@ def plot(results: dict, path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _postgres_settings(settings: dict[str, str] | None) -> list[str]:
+    """PostgreSQL's write-path settings of the run, as a line (runs before they were recorded: none)."""
+    if not settings:
+        return []
+    return ["", "PostgreSQL: " + " · ".join(f"{name} {value}" for name, value in settings.items())]
 
 
 def _progress(intervals: list[dict], rows: int = 24) -> list[str]:

@@ -44,14 +44,20 @@ def local_stack(
     extra_databases: Iterable[str] = (),
     extra_env: dict[str, str] | None = None,
     statement_stats: bool = False,
+    postgres_settings: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Kafka and PostgreSQL started fresh under ``work`` with the databases of ``services`` (and
     ``extra_databases``) created; the services' processes are the caller's to start. Everything is
-    stopped on the way out. ``statement_stats``: PostgreSQL keeps pg_stat_statements."""
+    stopped on the way out. ``statement_stats``: PostgreSQL keeps pg_stat_statements;
+    ``postgres_settings``: PostgreSQL's settings that differ from the local cluster's."""
     broker = infra.start_kafka(work / "kafka", ports.kafka, ports.kafka_controller, fresh=True)
     try:
         postgres = infra.start_postgres(
-            work / "postgres", ports.postgres, fresh=True, statement_stats=statement_stats
+            work / "postgres",
+            ports.postgres,
+            fresh=True,
+            statement_stats=statement_stats,
+            server_settings=postgres_settings,
         )
         system = LocalSystem(
             kafka_bootstrap=broker.bootstrap_servers,

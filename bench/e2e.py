@@ -163,6 +163,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="a setting for every service (repeatable), to measure a tuning: "
         "--service-env GRIDLINE_CONSUMER_LINGER_S=0.05",
     )
+    parser.add_argument(
+        "--postgres-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL server setting (repeatable), to measure a tuning: "
+        "--postgres-setting max_wal_size=4GB",
+    )
     return parser.parse_args(argv)
 
 
@@ -184,13 +192,18 @@ def quantiles(values: list[float]) -> dict[str, float] | None:
 OUTSIDE = ("bench", "sinks")
 
 
+def gridline_cpu(cpu_seconds: dict[str, float]) -> float:
+    """The CPU seconds of Gridline's processes (services, Kafka, PostgreSQL) among ``cpu_seconds``."""
+    return sum(v for k, v in cpu_seconds.items() if k not in OUTSIDE)
+
+
 def per_case(cpu_seconds: dict[str, float], cases: int) -> dict[str, float]:
     """CPU milliseconds per accepted case, per process and in total (and the ceiling that implies)."""
     if not cases:
         return {}
     ms = {k: round(v * 1000 / cases, 1) for k, v in cpu_seconds.items()}
     ms["total"] = round(sum(cpu_seconds.values()) * 1000 / cases, 1)
-    gridline = sum(v for k, v in cpu_seconds.items() if k not in OUTSIDE) * 1000 / cases
+    gridline = gridline_cpu(cpu_seconds) * 1000 / cases
     ms["cases_per_s_if_all_cores_were_gridlines"] = round((os.cpu_count() or 1) * 1000 / gridline, 1)
     return ms
 
@@ -221,7 +234,7 @@ def progress_intervals(samples: list[dict]) -> list[dict]:
         if seconds <= 0:
             continue
         cpu = {k: after["cpu_seconds"].get(k, 0.0) - v for k, v in before["cpu_seconds"].items()}
-        gridline = sum(v for k, v in cpu.items() if k not in OUTSIDE)
+        gridline = gridline_cpu(cpu)
         intervals.append(
             {
                 "until_s": after["elapsed_s"],
@@ -635,6 +648,7 @@ def main(argv: list[str] | None = None) -> None:
         | time_scaled_env(args.time_scale)
         | dict(setting.split("=", 1) for setting in args.service_env),
         statement_stats=True,
+        postgres_settings=dict(setting.split("=", 1) for setting in args.postgres_setting),
     ) as stack:
         broker, postgres, system = stack.broker, stack.postgres, stack.system
         results: dict = {
@@ -642,6 +656,7 @@ def main(argv: list[str] | None = None) -> None:
             "started_at": datetime.now(CST).isoformat(timespec="seconds"),
             "loadavg_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()],
             "versions": versions(broker, postgres),
+            "postgres_settings": asyncio.run(_pgstat.server_settings(system.postgres_url)),
             "settings": {k: v for k, v in vars(args).items()},
         }
         print(f"cores: {os.cpu_count()}; versions: {results['versions']}", flush=True)

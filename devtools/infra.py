@@ -420,10 +420,12 @@ def prepare_postgres(
     fresh: bool = False,
     fast_unsafe: bool = False,
     statement_stats: bool = False,
+    server_settings: dict[str, str] | None = None,
 ) -> list[str]:
     """Install PostgreSQL if missing and initdb `datadir` if new; return the `postgres` argv.
 
-    `statement_stats` loads pg_stat_statements (the benchmarks' per-statement profile)."""
+    `statement_stats` loads pg_stat_statements (the benchmarks' per-statement profile);
+    `server_settings` are further `-c` settings, last (a benchmark measuring a tuning)."""
     _require_free(port)
     datadir, user = datadir.resolve(), _server_user()
     if fresh:
@@ -444,18 +446,24 @@ def prepare_postgres(
         settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
     if statement_stats:
         settings |= {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
+    settings |= server_settings or {}
     cmd = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
     return cmd + [arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")]
 
 
 def start_postgres(
-    datadir: Path, port: int, fresh: bool = False, fast_unsafe: bool = False, statement_stats: bool = False
+    datadir: Path,
+    port: int,
+    fresh: bool = False,
+    fast_unsafe: bool = False,
+    statement_stats: bool = False,
+    server_settings: dict[str, str] | None = None,
 ) -> LocalPostgres:
     """Start PostgreSQL on 127.0.0.1:`port` (log: `<datadir>.log`) and wait until it accepts connections.
 
     `fresh` wipes `datadir` first; `fast_unsafe` turns fsync off (test profile only).
     """
-    cmd = prepare_postgres(datadir, port, fresh, fast_unsafe, statement_stats)
+    cmd = prepare_postgres(datadir, port, fresh, fast_unsafe, statement_stats, server_settings)
     log = datadir.resolve().with_name(datadir.name + ".log")
     if fresh:
         log.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench._pgstat import storage_growth
-from bench._report import _progress
+from bench._report import _postgres_settings, _progress
 from bench._watch import gc_histogram, gc_pause_delta
 from bench.e2e import progress_intervals, time_scaled_env
 from services.intake.config import IntakeSettings
@@ -134,3 +134,9 @@ def test_time_scale_divides_intakes_duplicate_windows_and_one_leaves_them(monkey
     settings = IntakeSettings()
     assert settings.duplicate_nearby_hours * 3600 == pytest.approx(43.2)
     assert settings.duplicate_same_caller_days * 86400 == pytest.approx(151.2)
+
+
+def test_postgres_settings_line_names_each_setting_and_is_absent_for_runs_that_did_not_record_them():
+    (blank, line) = _postgres_settings({"shared_buffers": "128MB", "max_wal_size": "1GB"})
+    assert blank == "" and line == "PostgreSQL: shared_buffers 128MB · max_wal_size 1GB"
+    assert _postgres_settings(None) == [] and _postgres_settings({}) == []
