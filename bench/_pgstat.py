@@ -145,7 +145,7 @@ def storage_growth(
     Also what the tables hold per case now, ``held_cases`` being every case received so far.
 
     Growth over a short phase depends on the free space the tables had: fresh tables grow by every
-    dead row version too (an outbox row marked published, an upserted summary) until autovacuum frees
+    dead row version too (an outbox row deleted once published, an upserted summary) until autovacuum frees
     them, tables with free space grow less. The held figure includes that bloat, as a disk does."""
     per_case = {
         key: (size - before.get(key, 0)) / max(cases, 1)

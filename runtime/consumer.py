@@ -624,12 +624,14 @@ _TRACK_ROWS = """
     ON CONFLICT (consumer, topic, partition) DO UPDATE SET "offset" = excluded."offset", updated_at = now()
 """
 _TRACK = sa.text(_TRACK_ROWS)
-# The same write, and in the same round trip whether the outbox has rows for the relay (its partial index
-# on unpublished rows answers): a transaction whose events caused none wakes no relay, which would only
-# claim nothing (at 5 cases/s, most of routing's and all of the projection's wakes did).
+# The same write, and in the same round trip whether the outbox has rows for the relay: a transaction whose
+# events caused none wakes no relay, which would only claim nothing (at 5 cases/s, most of routing's and
+# all of the projection's wakes did). Asked as "the first id", which the primary key answers, passing
+# over the entries of rows the relay deleted since the last vacuum; EXISTS was planned as a sequential
+# scan, which reads every page those rows left (20,000 pages after 100,000 events).
 _TRACK_AND_PEEK = sa.text(
     f"WITH track AS ({_TRACK_ROWS})"
-    " SELECT EXISTS (SELECT FROM outbox WHERE published_at IS NULL) AS outbox_pending"
+    " SELECT (SELECT id FROM outbox ORDER BY id LIMIT 1) IS NOT NULL AS outbox_pending"
 )
 
 

@@ -18,6 +18,8 @@ from runtime.settings import ServiceSettings
 # them through runtime.migrations.create_runtime_tables(), so they live beside the service's own tables.
 runtime_metadata = sa.MetaData()
 
+# Events written with the state change and not yet published: the relay deletes each row once Kafka has
+# acknowledged it (runtime.outbox).
 outbox = sa.Table(
     "outbox",
     runtime_metadata,
@@ -29,11 +31,7 @@ outbox = sa.Table(
     sa.Column("headers", JSONB, nullable=False),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("last_error", sa.Text),
 )
-sa.Index("outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
 
 # One row per event a consumer has taken in: the idempotency record written in the same transaction as
 # the event's effect, so a redelivered event is recognised and skipped.

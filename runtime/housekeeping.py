@@ -1,13 +1,11 @@
 """Housekeeping: rows a service keeps only for a while, deleted in the background by its worker.
 
 Without it the runtime tables grow with every event for ever: at Zhangqiu's ~600,000 cases a year each
-service's inbox gains millions of rows and its outbox keeps every event it ever published, payload and
-all, although Kafka's case-event log already holds them. What may go, and when:
+service's inbox gains millions of rows. (The outbox needs none: its relay deletes each row once Kafka has
+it, runtime.outbox.) What may go, and when:
 
-- **outbox** rows once published, after ``GRIDLINE_OUTBOX_KEEP_HOURS`` (168). An unpublished row is
-  never deleted, however old.
 - **inbox** rows after ``GRIDLINE_INBOX_KEEP_DAYS`` (30). The inbox only has to recognise an event that
-  arrives again: an event published twice (a relay that died between Kafka's ack and marking the row)
+  arrives again: an event published twice (a relay that died between Kafka's ack and deleting the row)
   comes again within minutes, and a consumer re-reads only from its tracked offset, which is seconds old.
 - a service's own tables (intake: Idempotency-Key answers, ``GRIDLINE_IDEMPOTENCY_KEEP_HOURS``).
 
@@ -70,11 +68,8 @@ class Retention:
 
 
 def runtime_retentions(settings: ServiceSettings) -> list[Retention]:
-    """The outbox and inbox every service has."""
-    return [
-        Retention("outbox", "published_at", settings.outbox_keep_hours * 3600),
-        Retention("inbox", "processed_at", settings.inbox_keep_days * 86400),
-    ]
+    """The inbox every service has."""
+    return [Retention("inbox", "processed_at", settings.inbox_keep_days * 86400)]
 
 
 async def sweep(engine: AsyncEngine, retentions: Sequence[Retention], batch_size: int) -> dict[str, int]:

@@ -94,3 +94,22 @@ def create_runtime_tables_v1() -> None:
 def drop_runtime_tables_v1() -> None:
     for name in ("tracking", "inbox", "outbox"):
         op.drop_table(name)
+
+
+def outbox_delete_on_publish() -> None:
+    """Outbox version 2: the relay deletes a row once it is published instead of marking it, so the
+    table holds only unpublished rows and needs neither the mark nor the partial index that found the
+    unmarked ones. Rows already published go now (housekeeping would have deleted them after a week;
+    Kafka's log keeps the events). Unpublished rows stay for the relay."""
+    op.execute("DELETE FROM outbox WHERE published_at IS NOT NULL")
+    op.drop_index("outbox_unpublished", table_name="outbox")
+    for column in ("published_at", "attempts", "last_error"):
+        op.drop_column("outbox", column)
+
+
+def outbox_mark_on_publish() -> None:
+    """Back to outbox version 1 (the rows left are all unpublished: their mark stays empty)."""
+    op.add_column("outbox", sa.Column("published_at", sa.DateTime(timezone=True)))
+    op.add_column("outbox", sa.Column("attempts", sa.Integer, nullable=False, server_default="0"))
+    op.add_column("outbox", sa.Column("last_error", sa.Text))
+    op.create_index("outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL"))

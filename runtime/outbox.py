@@ -1,8 +1,15 @@
 """Transactional outbox: events are written with the state change, then a relay publishes them.
 
-``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` claims unpublished rows with
-``FOR UPDATE SKIP LOCKED`` (so several replicas can run), publishes them with the idempotent producer,
-waits for every acknowledgement, and marks them published in the same transaction as the claim.
+``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` claims rows with ``FOR UPDATE SKIP
+LOCKED`` (so several replicas can run), publishes them with the idempotent producer, waits for every
+acknowledgement, and deletes them in the same transaction as the claim: the outbox holds only events not
+yet published (Kafka's log keeps the published ones). A relay that dies between the acknowledgements and
+the commit publishes the rows again; consumers' inboxes recognise them.
+
+Deleting is cheaper than marking a row published: an UPDATE writes a new version of the whole row
+(payload included) and new entries in its indexes, and leaves the old version for autovacuum. In
+replays of 15,000 cases it cut the write-ahead log from 60 to 51 KB a case, the disk a case takes from
+32 to 26 KB, and PostgreSQL's CPU by about 0.3 ms a case (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -172,10 +179,10 @@ class OutboxRelay:
                     await sleep_or_stop(stop, self._linger_s)
 
     async def publish_batch(self) -> int:
-        """Claim, publish and mark one batch; returns how many rows were published.
+        """Claim, publish and delete one batch; returns how many rows were published.
 
         Two statements on asyncpg directly (the relay runs once per consumed batch in every service):
-        the claim, which also reads the database clock, and the mark."""
+        the claim, which also reads the database clock, and the delete."""
         async with self._engine.connect() as conn:
             db: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
             async with db.transaction():
@@ -194,7 +201,7 @@ class OutboxRelay:
                         await self._producer.send(topic, row["value"], key=key.encode(), headers=headers)
                     )
                 await asyncio.gather(*futures)
-                await db.execute(_MARK, [row["id"] for row in rows])
+                await db.execute(_DELETE_PUBLISHED, [row["id"] for row in rows])
         for row in rows:
             PUBLISHED.labels(row["event_type"]).inc()
         return len(rows)
@@ -202,9 +209,9 @@ class OutboxRelay:
 
 _CLAIM = (
     "SELECT id, topic, key, event_type, headers::text AS headers, value, created_at, now() AS now"
-    " FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    " FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
-_MARK = "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])"
+_DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 def _publish_headers(

@@ -73,12 +73,6 @@ class ServiceSettings(BaseSettings):
     )
     outbox_batch_size: int = Field(500, description="Most outbox rows the relay publishes in one claim.")
     outbox_poll_interval_s: float = Field(0.2, description="Relay poll interval when no write woke it.")
-    outbox_keep_hours: float = Field(
-        168,
-        gt=0,
-        description="Hours a published outbox row is kept before housekeeping deletes it (the event stays "
-        "in Kafka's log); an unpublished row is never deleted.",
-    )
     inbox_keep_days: float = Field(
         30,
         gt=0,

@@ -451,15 +451,11 @@ class CaseEvents:
 
 
 async def _withdraw_unpublished(conn: AsyncConnection, event_ids: list[str]) -> bool:
-    """Delete the outbox rows if none is published yet (waits for a relay holding them)."""
-    rows = (
-        await conn.execute(
-            sa.select(outbox.c.event_id, outbox.c.published_at)
-            .where(outbox.c.event_id.in_(event_ids))
-            .with_for_update()
-        )
-    ).all()
-    if len(rows) != len(event_ids) or any(r.published_at is not None for r in rows):
+    """Delete the outbox rows if none is published yet (waits for a relay holding them; a published row
+    is gone, the relay deleted it)."""
+    held = sa.select(outbox.c.event_id).where(outbox.c.event_id.in_(event_ids)).with_for_update()
+    rows = (await conn.execute(held)).all()
+    if len(rows) != len(event_ids):
         return False
     await conn.execute(sa.delete(outbox).where(outbox.c.event_id.in_(event_ids)))
     return True

@@ -71,9 +71,7 @@ async def backlog(where: Where) -> Backlog:
     lag = await consumer_lag(where.kafka_bootstrap, where.case_topic, where.consumer_groups)
     unpublished = {}
     for service in SERVICES_WITH_OUTBOX:
-        unpublished[service] = await _scalar(
-            where.database_urls[service], "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        )
+        unpublished[service] = await _scalar(where.database_urls[service], "SELECT count(*) FROM outbox")
     pending = await _scalar(
         where.database_urls["notify"], "SELECT count(*) FROM deliveries WHERE status = 'pending'"
     )

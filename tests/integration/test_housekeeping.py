@@ -1,4 +1,4 @@
-"""Housekeeping on real PostgreSQL: expired outbox, inbox and Idempotency-Key rows go, the rest stay."""
+"""Housekeeping on real PostgreSQL: expired inbox and Idempotency-Key rows go; the rest and outboxes stay."""
 
 from __future__ import annotations
 
@@ -14,18 +14,14 @@ from services.projection.config import ProjectionSettings
 from tests.integration.conftest import migrated_engine
 
 
-async def _add_outbox(
-    engine: AsyncEngine, event_id: str, created_hours_ago: float, published_hours_ago: float | None
-):
+async def _add_outbox(engine: AsyncEngine, event_id: str, created_hours_ago: float) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             sa.text(
-                "INSERT INTO outbox (event_id, topic, key, event_type, headers, value, created_at,"
-                " published_at)"
-                " VALUES (:id, 't', 'k', 'x', '[]', '\\x00', now() - make_interval(hours => :created),"
-                " now() - make_interval(hours => :published))"
+                "INSERT INTO outbox (event_id, topic, key, event_type, headers, value, created_at)"
+                " VALUES (:id, 't', 'k', 'x', '[]', '\\x00', now() - make_interval(hours => :created))"
             ),
-            {"id": event_id, "created": created_hours_ago, "published": published_hours_ago},
+            {"id": event_id, "created": created_hours_ago},
         )
 
 
@@ -45,24 +41,22 @@ async def _ids(engine: AsyncEngine, table: str, column: str = "event_id") -> set
         return set((await conn.execute(sa.text(f"SELECT {column} FROM {table}"))).scalars())
 
 
-async def test_a_pass_deletes_published_outbox_rows_and_inbox_rows_past_their_age_and_keeps_the_rest(
+async def test_a_pass_deletes_inbox_rows_past_their_age_and_keeps_the_rest_and_every_outbox_row(
     projection_engine,
 ):
-    settings = ProjectionSettings()  # defaults: outbox 168 h after publication, inbox 30 days
+    settings = ProjectionSettings()  # defaults: inbox 30 days
     for name in ("old-1", "old-2", "old-3"):
-        await _add_outbox(projection_engine, name, 300, 200)
-    await _add_outbox(projection_engine, "recent", 300, 1)  # created long ago, published an hour ago
-    await _add_outbox(projection_engine, "unpublished", 1000, None)  # never published: never deleted
-    await _add_inbox(projection_engine, "handled-long-ago", 40)
+        await _add_inbox(projection_engine, name, 40)
     await _add_inbox(projection_engine, "handled-yesterday", 1)
+    await _add_outbox(projection_engine, "unpublished", 1000)  # the relay deletes what it publishes
 
     retentions = housekeeping.runtime_retentions(settings)
     deleted = await housekeeping.sweep(projection_engine, retentions, batch_size=2)  # batches of 2: 2 + 1
 
-    assert deleted == {"outbox": 3, "inbox": 1}
-    assert await _ids(projection_engine, "outbox") == {"recent", "unpublished"}
+    assert deleted == {"inbox": 3}
     assert await _ids(projection_engine, "inbox") == {"handled-yesterday"}
-    assert await housekeeping.sweep(projection_engine, retentions, batch_size=2) == {"outbox": 0, "inbox": 0}
+    assert await _ids(projection_engine, "outbox") == {"unpublished"}
+    assert await housekeeping.sweep(projection_engine, retentions, batch_size=2) == {"inbox": 0}
 
 
 async def test_intake_expires_idempotency_key_answers_after_its_keep_hours(infrastructure):
@@ -118,7 +112,7 @@ async def test_a_batch_reads_from_where_the_last_one_ended_not_the_whole_table(p
             )
         )
         await conn.execute(sa.text("ANALYZE inbox"))
-    (inbox,) = housekeeping.runtime_retentions(ProjectionSettings())[1:]
+    (inbox,) = housekeeping.runtime_retentions(ProjectionSettings())
     async with projection_engine.connect() as conn:
         db = (await conn.get_raw_connection()).driver_connection
         plan = "\n".join(

@@ -190,7 +190,7 @@ async def _outbox_drained(url: str) -> bool:
     engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
     try:
         async with engine.connect() as conn:
-            query = sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
+            query = sa.select(sa.func.count()).select_from(outbox)  # the relay deletes what it publishes
             return (await conn.execute(query)).scalar_one() == 0
     finally:
         await engine.dispose()

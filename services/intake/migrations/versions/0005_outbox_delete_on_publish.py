@@ -1,0 +1,17 @@
+"""Intake: the outbox relay deletes published rows instead of marking them (runtime.migrations).
+
+Revision ID: intake_0005
+"""
+
+from runtime.migrations import outbox_delete_on_publish, outbox_mark_on_publish
+
+revision = "intake_0005"
+down_revision = "intake_0004"
+
+
+def upgrade() -> None:
+    outbox_delete_on_publish()
+
+
+def downgrade() -> None:
+    outbox_mark_on_publish()

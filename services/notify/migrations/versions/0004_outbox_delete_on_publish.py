@@ -1,0 +1,17 @@
+"""Notify: the outbox relay deletes published rows instead of marking them (runtime.migrations).
+
+Revision ID: notify_0004
+"""
+
+from runtime.migrations import outbox_delete_on_publish, outbox_mark_on_publish
+
+revision = "notify_0004"
+down_revision = "notify_0003"
+
+
+def upgrade() -> None:
+    outbox_delete_on_publish()
+
+
+def downgrade() -> None:
+    outbox_mark_on_publish()
