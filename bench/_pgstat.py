@@ -106,30 +106,84 @@ async def database_bytes(server_url: str) -> int:
         await db.close()
 
 
-async def storage(server_url: str) -> dict[str, int]:
-    """Bytes on disk (heap, TOAST and indexes) of every table of the gridline databases, by
-    ``database.table`` (``database.schema.table`` outside ``public``)."""
+async def _each_database(server_url: str, query: str) -> list[tuple[str, list[asyncpg.Record]]]:
+    """``query``'s rows in every gridline database, with the database's name."""
     db = await asyncpg.connect(f"{server_url}/postgres")
     try:
         names = await db.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'gridline%' ORDER BY 1")
     finally:
         await db.close()
-    sizes: dict[str, int] = {}
+    found = []
     for (name,) in names:
         conn = await asyncpg.connect(f"{server_url}/{name}")
         try:
-            rows = await conn.fetch(
-                "SELECT n.nspname AS schema, c.relname AS name, pg_total_relation_size(c.oid) AS bytes"
-                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-                " AND n.nspname NOT LIKE 'pg_toast%'"
-            )
+            found.append((name, await conn.fetch(query)))
         finally:
             await conn.close()
-        for row in rows:
-            schema = "" if row["schema"] == "public" else f"{row['schema']}."
-            sizes[f"{name}.{schema}{row['name']}"] = row["bytes"]
-    return sizes
+    return found
+
+
+def _table_key(database: str, row: asyncpg.Record) -> str:
+    schema = "" if row["schema"] == "public" else f"{row['schema']}."
+    return f"{database}.{schema}{row['name']}"
+
+
+async def storage(server_url: str) -> dict[str, int]:
+    """Bytes on disk (heap, TOAST and indexes) of every table of the gridline databases, by
+    ``database.table`` (``database.schema.table`` outside ``public``)."""
+    query = (
+        "SELECT n.nspname AS schema, c.relname AS name, pg_total_relation_size(c.oid) AS bytes"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " AND n.nspname NOT LIKE 'pg_toast%'"
+    )
+    return {
+        _table_key(name, row): row["bytes"]
+        for name, rows in await _each_database(server_url, query)
+        for row in rows
+    }
+
+
+async def row_writes(server_url: str) -> dict[str, dict[str, int]]:
+    """Rows written so far in every table of the gridline databases (pg_stat_user_tables: inserted,
+    updated, of those updated in place ("HOT", no new index entries), deleted) and its index count."""
+    query = (
+        "SELECT t.schemaname AS schema, t.relname AS name, t.n_tup_ins AS inserted, t.n_tup_upd AS updated,"
+        " t.n_tup_hot_upd AS hot, t.n_tup_del AS deleted,"
+        " (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes"
+        " FROM pg_stat_user_tables t"
+    )
+    fields = ("inserted", "updated", "hot", "deleted", "indexes")
+    return {
+        _table_key(name, row): {field: row[field] for field in fields}
+        for name, rows in await _each_database(server_url, query)
+        for row in rows
+    }
+
+
+def row_writes_per_case(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], cases: int, limit: int = 12
+) -> list[dict]:
+    """Per case, the rows a phase wrote in each table and the index entries that took: every insert
+    and every update not made in place adds one to each of the table's indexes (a partial index only
+    for rows it covers, a GIN index one per key: an estimate). The ``limit`` tables with the most."""
+    found = []
+    for table, now in after.items():
+        was = before.get(table, {})
+        delta = {k: now[k] - was.get(k, 0) for k in ("inserted", "updated", "hot", "deleted")}
+        if not any(delta.values()) or not cases:
+            continue
+        new_versions = delta["inserted"] + delta["updated"] - delta["hot"]
+        found.append(
+            {
+                "table": table,
+                **{k: round(v / cases, 2) for k, v in delta.items()},
+                "indexes": now["indexes"],
+                "index_entries": round(new_versions * now["indexes"] / cases, 1),
+            }
+        )
+    found.sort(key=lambda row: (-row["index_entries"], row["table"]))
+    return found[:limit]
 
 
 def storage_growth(

@@ -204,6 +204,7 @@ def write_markdown(results: dict, path: Path) -> str:
                 f"records, {log['full_page_images_per_case']} full-page images; {log['checkpoints']} "
                 "checkpoints during the replay).",
             ]
+        lines += _row_writes(replay.get("row_writes"))
         if pauses := replay.get("gc_pauses"):
             lines += ["", f"Garbage collection during the replay (gridline_gc_pause_seconds): {_gc(pauses)}."]
         lines += _progress(replay.get("progress") or [])
@@ -270,6 +271,26 @@ def plot(results: dict, path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _row_writes(rows: list[dict] | None) -> list[str]:
+    """The tables whose writes made the most index entries per case (runs before it was recorded: none)."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Rows written per case (pg_stat_user_tables; HOT = updated in place, no new index entries; index "
+        "entries = (inserted + updated − HOT) × indexes, an estimate):",
+        "",
+        "| table | inserted | updated | HOT | deleted | indexes | index entries |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['table']} | {r['inserted']} | {r['updated']} | {r['hot']} | {r['deleted']} | {r['indexes']} | "
+        f"{r['index_entries']} |"
+        for r in rows
+    ]
+    return lines
 
 
 def _postgres_settings(settings: dict[str, str] | None) -> list[str]:

@@ -427,6 +427,7 @@ class Bench:
     async def replay(self, count: int, concurrency: int) -> dict:
         before = set(self.accepted)
         storage_before = await _pgstat.storage(self.system.postgres_url)  # (its sessions before the count)
+        writes_before = await _pgstat.row_writes(self.system.postgres_url)
         wal_before = await _pgstat.wal(self.system.postgres_url)
         sessions = await _pgstat.reset(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
@@ -463,6 +464,7 @@ class Bench:
         cpu = cpu_per(cpu0, cpu1, 1, scale=1, digits=1)
         statements = await _pgstat.top(self.system.postgres_url, len(cases), sessions)
         storage_after = await _pgstat.storage(self.system.postgres_url)
+        writes_after = await _pgstat.row_writes(self.system.postgres_url)
         wal_after = await _pgstat.wal(self.system.postgres_url)
         return {
             "cases": count,
@@ -490,6 +492,7 @@ class Bench:
                 await _pgstat.count_cases(self.system.postgres_url, self.system.database_name("intake")),
             ),
             "wal": _pgstat.wal_per_case(wal_before, wal_after, len(cases)),
+            "row_writes": _pgstat.row_writes_per_case(writes_before, writes_after, len(cases)),
             "gc_pauses": gc_pause_delta(gc0, gc1),
             "progress": progress_intervals(progress),
         }

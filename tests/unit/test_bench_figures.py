@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench._pgstat import storage_growth
+from bench._pgstat import row_writes_per_case, storage_growth
 from bench._report import _postgres_settings, _progress
 from bench._watch import gc_histogram, gc_pause_delta
 from bench.e2e import progress_intervals, time_scaled_env
@@ -140,3 +140,42 @@ def test_postgres_settings_line_names_each_setting_and_is_absent_for_runs_that_d
     (blank, line) = _postgres_settings({"shared_buffers": "128MB", "max_wal_size": "1GB"})
     assert blank == "" and line == "PostgreSQL: shared_buffers 128MB · max_wal_size 1GB"
     assert _postgres_settings(None) == [] and _postgres_settings({}) == []
+
+
+def test_row_writes_per_case_counts_new_row_versions_into_every_index_and_ranks_the_tables():
+    before = {
+        "gridline_projection.case_summary": {
+            "inserted": 10,
+            "updated": 5,
+            "hot": 0,
+            "deleted": 0,
+            "indexes": 14,
+        },
+        "gridline_sla.outbox": {"inserted": 0, "updated": 0, "hot": 0, "deleted": 0, "indexes": 2},
+    }
+    after = {
+        # 100 cases: 100 inserts, 300 updates of which 100 in place → 300 new versions × 14 indexes
+        "gridline_projection.case_summary": {
+            "inserted": 110,
+            "updated": 305,
+            "hot": 100,
+            "deleted": 0,
+            "indexes": 14,
+        },
+        "gridline_sla.outbox": {"inserted": 300, "updated": 0, "hot": 0, "deleted": 300, "indexes": 2},
+        "gridline_sla.idle": {"inserted": 0, "updated": 0, "hot": 0, "deleted": 0, "indexes": 1},
+        "gridline_notify.new_table": {"inserted": 50, "updated": 0, "hot": 0, "deleted": 0, "indexes": 1},
+    }
+    rows = row_writes_per_case(before, after, cases=100)
+
+    assert [r["table"] for r in rows] == [
+        "gridline_projection.case_summary",
+        "gridline_sla.outbox",
+        "gridline_notify.new_table",  # not there before: counted from nothing
+    ]  # a table nothing was written to is left out
+    summary, outbox, new = rows
+    assert summary["inserted"] == 1.0 and summary["updated"] == 3.0 and summary["hot"] == 1.0
+    assert summary["index_entries"] == 42.0
+    assert outbox["deleted"] == 3.0 and outbox["index_entries"] == 6.0
+    assert new["index_entries"] == 0.5
+    assert row_writes_per_case(before, after, cases=100, limit=1) == rows[:1]
