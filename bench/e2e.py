@@ -5,9 +5,9 @@
     # a Zhangqiu year, replayed alone (hours; intake's duplicate windows scaled to the replay's speed)
     .venv/bin/python -m bench.e2e --replay 600000 --skip-steps --skip-raw --time-scale 4000 --output e2e-year
 
-Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 35092/35093 and
-35432, PostgreSQL with its durable defaults) and the five services as processes (devtools.system, their own
-settings except ports 35101–35105, intake's per-client rate limit lifted, notify pointed at this intake).
+Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 20092/20093 and
+20432, PostgreSQL with its durable defaults) and the five services as processes (devtools.system, their own
+settings except ports 20101–20105, intake's per-client rate limit lifted, notify pointed at this intake).
 No gateway: clients talk to each service's port. notify delivers to devtools.sinks (mail on 2525, SMS gateway
 and grid-app webhooks on notify's default ports), as under `make run`; the sinks' CPU is reported apart
 from Gridline's, like the bench's own. (Before, nothing listened there: every delivery failed, retried
@@ -108,9 +108,9 @@ from services.sla.config import SlaSettings
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-e2e"
 RESULTS = REPO / "bench" / "results"
-KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT, RAW_HTTP_PORT = 35092, 35093, 35432, 35501
+KAFKA_PORT, CONTROLLER_PORT, POSTGRES_PORT, RAW_HTTP_PORT = 20092, 20093, 20432, 20501
 SINK_SMTP_PORT = 2525  # devtools.sinks' webhook (9310) and SMS gateway (9320) ports are notify's defaults
-SERVICE_PORT_OFFSET = 35101 - SERVICES["intake"]
+SERVICE_PORT_OFFSET = 20101 - SERVICES["intake"]
 OPERATOR_KEY = "dev-operator-key"
 # The services' consumer groups as deployed (their settings' defaults; the bench does not override them).
 PROJECTION_GROUP = ProjectionSettings.model_fields["consumer_group"].default

@@ -85,7 +85,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bench.http_clients", description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--in-flight", type=int, default=32)
-    parser.add_argument("--port", type=int, default=38998)
+    parser.add_argument("--port", type=int, default=23998)
     args = parser.parse_args(argv)
     receiver = multiprocessing.Process(target=serve, args=(args.port,), daemon=True)
     receiver.start()

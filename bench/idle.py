@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench idle            # starts its own Kafka, PostgreSQL and the five services
 
-Kafka, PostgreSQL and all five services start fresh (port base 36000, nothing seeded, no appeals); after
+Kafka, PostgreSQL and all five services start fresh (port base 21000, nothing seeded, no appeals); after
 ``--settle`` seconds each process's CPU is sampled over ``--seconds`` and reported as a share of one core,
 with resident memory and PostgreSQL's statements per second in that window (pg_stat_statements: which
 statements the services' polling runs). Results go to bench/results/idle.json.
@@ -26,7 +26,7 @@ from devtools.system import SERVICES
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-idle"
 RESULTS = REPO / "bench" / "results"
-PORTS = Ports(kafka=36092, kafka_controller=36093, postgres=36432, service_offset=36101 - SERVICES["intake"])
+PORTS = Ports(kafka=21092, kafka_controller=21093, postgres=21432, service_offset=21101 - SERVICES["intake"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ from devtools.workload.generator import Workload, WorkloadMix
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-intake"
 RESULTS = REPO / "bench" / "results"
-PORTS = Ports(kafka=39192, kafka_controller=39193, postgres=39532, service_offset=31100)
+PORTS = Ports(kafka=24192, kafka_controller=24193, postgres=24532, service_offset=16100)
 KEY = "dev-hotline-key"  # deploy/local/api-keys.dev.yaml (development only)
 HEADERS = {"X-API-Key": KEY}
 WRK_ORDERS_PER_S = 1500  # orders prepared for the wrk phase, per second of it (more than it sends here)

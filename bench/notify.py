@@ -12,7 +12,7 @@
    p50/p99 (from when the row was queued or the worker started, whichever is later), and how often the
    failing endpoints were actually called (the circuit breaker at work).
 
-Starts its own PostgreSQL on port 38632 (fresh data in .local/bench-notify/pg; Kafka is not needed:
+Starts its own PostgreSQL on port 23632 (fresh data in .local/bench-notify/pg; Kafka is not needed:
 events end in the outbox) and writes bench/results/notify.json.
 """
 
@@ -55,7 +55,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=20_000, help="assignments (one webhook message each)")
     parser.add_argument("--endpoints", type=int, default=100, help="departments, one webhook endpoint each")
     parser.add_argument("--failing", type=float, default=0.01, help="share of endpoints answering 500")
-    parser.add_argument("--port", type=int, default=38632, help="PostgreSQL port (receiver: port + 1)")
+    parser.add_argument("--port", type=int, default=23632, help="PostgreSQL port (receiver: port + 1)")
     return parser.parse_args(argv)
 
 

@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per timed query")
     parser.add_argument("--kafka", help="bootstrap servers of a running Kafka (else one is started)")
     parser.add_argument("--postgres-url", help="server URL of a running PostgreSQL (else one is started)")
-    parser.add_argument("--port-base", type=int, default=35500, help="ports of the started servers")
+    parser.add_argument("--port-base", type=int, default=20500, help="ports of the started servers")
     parser.add_argument("--output", type=Path, default=RESULTS / "projection.json", help="results JSON")
     args = parser.parse_args(argv or [])
     if args.kafka and args.postgres_url:

@@ -7,7 +7,7 @@
   each fetched batch → offset commit, concurrently, in events/s end to end
 
 Every Gridline figure in the other benchmarks is meant to be read as a ratio to these. Starts its own
-Kafka and PostgreSQL on ports 37092/37093/37432 (fresh data) and writes bench/results/raw_limits.json;
+Kafka and PostgreSQL on ports 22092/22093/22432 (fresh data) and writes bench/results/raw_limits.json;
 ``measure()`` runs the same against servers someone else started (bench/e2e.py, in the same run).
 """
 
@@ -184,7 +184,7 @@ async def echo(body: dict) -> dict:
 """
 
 
-def http_limit(port: int = 37501, work: Path = WORK) -> dict:
+def http_limit(port: int = 22501, work: Path = WORK) -> dict:
     (work / "bare_app.py").write_text(BARE_APP)
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--log-level", "warning"],
@@ -246,7 +246,7 @@ async def _post_load(port: int) -> dict:
     return {"fastapi_json_post_per_s_httpx_client": round(N_HTTP / elapsed)}
 
 
-def measure(kafka_bootstrap: str, postgres_dsn: str, http_port: int = 37501, work: Path = WORK) -> dict:
+def measure(kafka_bootstrap: str, postgres_dsn: str, http_port: int = 22501, work: Path = WORK) -> dict:
     """Every raw limit against running servers (``postgres_dsn`` names an existing, scratch database)."""
     work.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(kafka_limits(kafka_bootstrap))
@@ -258,8 +258,8 @@ def measure(kafka_bootstrap: str, postgres_dsn: str, http_port: int = 37501, wor
 
 def main(argv: list[str] | None = None) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
-    broker = infra.start_kafka(WORK / "kafka", 37092, 37093, fresh=True)
-    postgres = infra.start_postgres(WORK / "postgres", 37432, fresh=True)
+    broker = infra.start_kafka(WORK / "kafka", 22092, 22093, fresh=True)
+    postgres = infra.start_postgres(WORK / "postgres", 22432, fresh=True)
     try:
         postgres.create_databases(["bench"])
         results = {"cores": os.cpu_count(), "kafka": broker.version, "postgres": postgres.version}

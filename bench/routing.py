@@ -7,7 +7,7 @@
    grids, generated here, not stored) with the shipped matrix. Points are uniform inside the district, so
    nearly all take the point-in-polygon path; a second run measures the address-text path.
 2. End to end: starts its own Kafka and PostgreSQL (fresh data in .local/bench-routing, ports
-   39092/39093/39432) and the routing service as a real process (devtools.system, the service's own
+   24092/24093/24432) and the routing service as a real process (devtools.system, the service's own
    settings except the ports). Intake is not started: CaseReceived events, encoded by the contracts
    encoder as intake's outbox would, are produced straight to the case-events topic, open loop at
    ``--rate`` for ``--seconds``. A plain aiokafka consumer reads every department's dispatch topic.
@@ -52,8 +52,8 @@ from tests.factories import case_received
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".local" / "bench-routing"
 RESULTS = REPO / "bench" / "results"
-KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT = 39092, 39093, 39432
-ROUTING_PORT = 39102
+KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT = 24092, 24093, 24432
+ROUTING_PORT = 24102
 GRIDS_PER_COMMITTEE = 9
 POINTS = 20_000
 ADDRESSES = 5_000

@@ -18,7 +18,7 @@ CPU seconds of this process and of PostgreSQL (its backends included) are report
 timer, with the load average, since wall-clock figures on a shared box say little on their own; PostgreSQL's
 own profile of the firing (pg_stat_statements: execution time per fired event, the costliest statements).
 
-Starts its own PostgreSQL on port 38432 (fresh data in .local/bench-sla/pg; Kafka is not needed: lag
+Starts its own PostgreSQL on port 23432 (fresh data in .local/bench-sla/pg; Kafka is not needed: lag
 ends at the outbox) and writes bench/results/sla.json.
 """
 
@@ -66,7 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timers", type=int, default=1_000_000, help="pending timers in the table")
     parser.add_argument("--due", type=int, default=10_000, help="timers falling due in the same second")
     parser.add_argument("--batch", type=int, default=10_000, help="timers per scheduling transaction")
-    parser.add_argument("--port", type=int, default=38432, help="port of the bench's own PostgreSQL")
+    parser.add_argument("--port", type=int, default=23432, help="port of the bench's own PostgreSQL")
     parser.add_argument("--runner-batch", type=int, help="sla_timer_batch_size (default: the setting's)")
     parser.add_argument("--runner-concurrency", type=int, help="sla_timer_concurrency (default: setting's)")
     return parser.parse_args(argv)

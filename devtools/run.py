@@ -28,7 +28,10 @@ from devtools import gateway, infra
 from devtools.system import REPO, SERVICES
 
 RUN_DIR = REPO / ".local" / "run"
-KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, GATEWAY_PORT = 9092, 9093, 55432, 8080
+# Every port below the kernel's ephemeral range (32768-60999 on Linux): a port in it can be the local end
+# of an outgoing connection when its server starts (PostgreSQL on 55432 once failed to bind while the
+# services and Kafka were connecting out).
+KAFKA_PORT, KAFKA_CONTROLLER_PORT, POSTGRES_PORT, GATEWAY_PORT = 9092, 9093, 15432, 8080
 POSTGRES_URL = f"postgresql://gridline@127.0.0.1:{POSTGRES_PORT}"
 JAEGER_OTLP_HTTP_PORT, JAEGER_UI_PORT = 4318, 16686  # Jaeger v2 all-in-one defaults
 

@@ -27,7 +27,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(..., description="HTTP port of this service.")
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     postgres_url: str = Field(
-        "postgresql://gridline@127.0.0.1:55432",
+        "postgresql://gridline@127.0.0.1:15432",
         description="PostgreSQL server URL without a database; the service appends its own database name.",
     )
     database_name: str = Field(..., description="This service's own database.")
