@@ -1,7 +1,7 @@
 """Transactional outbox: events are written with the state change, then a relay publishes them.
 
-``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` claims rows with ``FOR UPDATE SKIP
-LOCKED`` (so several replicas can run), publishes them with the idempotent producer, waits for every
+``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` claims rows in id order (one replica's
+relay at a time, ``_CLAIM``), publishes them with the idempotent producer, waits for every
 acknowledgement, and deletes them in the same transaction as the claim: the outbox holds only events not
 yet published (Kafka's log keeps the published ones). A relay that dies between the acknowledgements and
 the commit publishes the rows again; consumers' inboxes recognise them.
@@ -207,9 +207,16 @@ class OutboxRelay:
         return len(rows)
 
 
+# One relay of a service publishes at a time: the claim first tries a transaction-level advisory lock (the
+# two-key form, a key space apart from the one-key locks on cases) and claims nothing without it. Two
+# relays claiming disjoint batches side by side could publish a later event of a case before an earlier
+# one; taking turns, each publishes in id order what the one before left. The lock goes with the
+# claiming transaction, so a relay that dies frees it. Rows stay locked too (routing withdraws a decision
+# only if no relay holds it).
 _CLAIM = (
-    "SELECT id, topic, key, event_type, headers::text AS headers, value, created_at, now() AS now"
-    " FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    "WITH turn AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(1869968500, 1) AS held)"
+    " SELECT id, topic, key, event_type, headers::text AS headers, value, created_at, now() AS now"
+    " FROM outbox WHERE (SELECT held FROM turn) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
 _DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 

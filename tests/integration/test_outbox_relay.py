@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 from contracts.envelope import decode_message
 from runtime import migrations
 from runtime.db import outbox
-from runtime.outbox import OutboxRelay, enqueue
+from runtime.outbox import _CLAIM, OutboxRelay, enqueue
 from tests import factories
 from tests.integration.conftest import REPO
 from tests.integration.test_consumer_loop import _read_all
@@ -117,3 +117,19 @@ async def _outbox_columns(engine) -> set[str]:
     async with engine.connect() as conn:
         query = sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = 'outbox'")
         return set((await conn.execute(query)).scalars())
+
+
+async def test_relays_take_turns_one_claims_nothing_while_another_publishes(
+    projection_engine, producer, topic
+):
+    """Two relays claiming side by side could publish a case's later event before its earlier one."""
+    async with projection_engine.begin() as conn:
+        await enqueue(conn, [factories.message(factories.case_received(), topic) for _ in range(3)])
+    relay = OutboxRelay(projection_engine, producer)
+    async with projection_engine.connect() as other:  # another replica's relay, mid-batch
+        db = (await other.get_raw_connection()).driver_connection
+        async with db.transaction():
+            assert (await db.fetch(_CLAIM, 1))[0]["id"] is not None
+            assert await relay.publish_batch() == 0  # not its turn: nothing claimed, nothing published
+        assert len(await _outbox_ids(projection_engine)) == 3  # the other one rolled back
+    assert await relay.publish_batch() == 3
