@@ -89,9 +89,10 @@ async def server_settings(server_url: str) -> dict[str, str]:
     """The values of ``SETTINGS`` as the server reports them (with their units: ``128MB``, ``5min``)."""
     db = await asyncpg.connect(f"{server_url}/postgres")
     try:
-        return {name: await db.fetchval(f"SHOW {name}") for name in SETTINGS}
+        rows = await db.fetch("SELECT n, current_setting(n) FROM unnest($1::text[]) AS n", SETTINGS)
     finally:
         await db.close()
+    return dict(rows)
 
 
 async def database_bytes(server_url: str) -> int:

@@ -174,6 +174,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def name_values(settings: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` options (``--service-env``, ``--postgres-setting``) as a mapping."""
+    return dict(setting.split("=", 1) for setting in settings)
+
+
 def quantiles(values: list[float]) -> dict[str, float] | None:
     """p50/p95/p99/max in ms of latencies given in seconds (None if there are fewer than two)."""
     if len(values) < 2:
@@ -649,9 +654,9 @@ def main(argv: list[str] | None = None) -> None:
             "GRIDLINE_NOTIFY_SMTP_PORT": str(SINK_SMTP_PORT),
         }
         | time_scaled_env(args.time_scale)
-        | dict(setting.split("=", 1) for setting in args.service_env),
+        | name_values(args.service_env),
         statement_stats=True,
-        postgres_settings=dict(setting.split("=", 1) for setting in args.postgres_setting),
+        postgres_settings=name_values(args.postgres_setting),
     ) as stack:
         broker, postgres, system = stack.broker, stack.postgres, stack.system
         results: dict = {
