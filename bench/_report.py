@@ -57,13 +57,10 @@ def ratios(results: dict) -> dict:
         out["replay_end_to_end_vs_smallest"] = round(replay["end_to_end_cases_per_s"] / case_limit, 4)
         best = max(best, replay["end_to_end_cases_per_s"])
     at_goal_rate = next((s for s in steps if s["offered_per_s"] == GOAL_P99_AT), None)
-    p99 = (at_goal_rate or {}).get("latency_ms", {}).get("accept_to_visible") or {}
     projection_events = max((s["events_consumed_per_s"].get("projection", 0) for s in steps), default=0)
     out["goals"] = {
         f"sustained end-to-end cases/s (goal ≥ {GOAL_CASES_PER_S})": best,
-        f"p99 accept→visible at {GOAL_P99_AT}/s in ms (goal ≤ {GOAL_P99_MS})": p99.get("p99")
-        if at_goal_rate and not at_goal_rate["saturated"]
-        else f"not measured: stepping saturated below {GOAL_P99_AT}/s",
+        f"p99 accept→visible at {GOAL_P99_AT}/s in ms (goal ≤ {GOAL_P99_MS})": _p99_at_goal(at_goal_rate),
         "end-to-end cases/s ÷ raw pipeline events/s (goal ≥ 0.5)": round(best / pipeline, 4)
         if pipeline
         else None,
@@ -72,6 +69,17 @@ def ratios(results: dict) -> dict:
         else None,
     }
     return out
+
+
+def _p99_at_goal(step: dict | None) -> float | str | None:
+    """The goal rate's p99 accept→visible; saturated, the figure says so and what was accepted (the
+    latency of a backlog, not of the rate)."""
+    if step is None:
+        return f"not measured: stepping saturated below {GOAL_P99_AT}/s"
+    p99 = (step.get("latency_ms", {}).get("accept_to_visible") or {}).get("p99")
+    if not step["saturated"] or p99 is None:
+        return p99
+    return f"{p99:,.0f} (saturated: {step['accepted_per_s']:,.1f} cases/s accepted of {GOAL_P99_AT} offered)"
 
 
 def _q(value: dict | None, key: str) -> str:

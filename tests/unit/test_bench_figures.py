@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench._pgstat import row_writes_per_case, storage_growth
-from bench._report import _postgres_settings, _progress
+from bench._report import _postgres_settings, _progress, ratios
 from bench._watch import gc_histogram, gc_pause_delta
 from bench.e2e import progress_intervals, time_scaled_env
 from services.intake.config import IntakeSettings
@@ -179,3 +179,26 @@ def test_row_writes_per_case_counts_new_row_versions_into_every_index_and_ranks_
     assert outbox["deleted"] == 3.0 and outbox["index_entries"] == 6.0
     assert new["index_entries"] == 0.5
     assert row_writes_per_case(before, after, cases=100, limit=1) == rows[:1]
+
+
+def test_the_goal_rates_p99_is_reported_saturated_or_not_and_missing_only_without_its_step():
+    def step(offered, accepted, saturated, p99):
+        return {
+            "offered_per_s": offered,
+            "accepted_per_s": accepted,
+            "projected_per_s": accepted,
+            "saturated": saturated,
+            "events_consumed_per_s": {"projection": accepted * 6},
+            "latency_ms": {"accept_to_visible": {"p50": p99 / 3, "p95": p99 / 2, "p99": p99}},
+        }
+
+    raw = {"kafka_consume_msgs_per_s": 40_000, "fastapi_json_post_per_s_wrk": 5_000}
+    key = "p99 accept→visible at 300/s in ms (goal ≤ 500)"
+
+    held = ratios({"raw_limits": raw, "steps": [step(200, 200, False, 300), step(300, 299.5, False, 420)]})
+    assert held["goals"][key] == 420
+    steps = [step(200, 200, False, 300), step(300, 235.2, True, 2480)]
+    saturated = ratios({"raw_limits": raw, "steps": steps})
+    assert saturated["goals"][key] == "2,480 (saturated: 235.2 cases/s accepted of 300 offered)"
+    stopped = ratios({"raw_limits": raw, "steps": [step(200, 150, True, 5000)]})
+    assert stopped["goals"][key] == "not measured: stepping saturated below 300/s"
