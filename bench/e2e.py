@@ -6,7 +6,8 @@
     .venv/bin/python -m bench.e2e --replay 600000 --skip-steps --skip-raw --time-scale 4000 --output e2e-year
 
 Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 20092/20093 and
-20432, PostgreSQL with its durable defaults) and the five services as processes (devtools.system, their own
+20432, PostgreSQL durable, with the server profile of deploy/postgres/gridline.conf as `make run` has it;
+`--postgres-setting` overrides a setting) and the five services as processes (devtools.system, their own
 settings except ports 20101–20105, intake's per-client rate limit lifted, notify pointed at this intake).
 No gateway: clients talk to each service's port. notify delivers to devtools.sinks (mail on 2525, SMS gateway
 and grid-app webhooks on notify's default ports), as under `make run`; the sinks' CPU is reported apart

@@ -34,6 +34,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 KAFKA_POM = Path(__file__).resolve().parent.parent / "deploy" / "local" / "kafka" / "pom.xml"
+SERVER_PROFILE = Path(__file__).resolve().parent.parent / "deploy" / "postgres" / "gridline.conf"
 HOST = "127.0.0.1"
 PG_ROLE = "gridline"
 PG_IMAGE = "postgres:16"
@@ -424,6 +425,8 @@ def prepare_postgres(
 ) -> list[str]:
     """Install PostgreSQL if missing and initdb `datadir` if new; return the `postgres` argv.
 
+    A cluster that keeps its data runs with Gridline's server profile (deploy/postgres/gridline.conf);
+    `fast_unsafe` (tests) runs without fsync and full-page writes, on PostgreSQL's defaults otherwise.
     `statement_stats` loads pg_stat_statements (the benchmarks' per-statement profile);
     `server_settings` are further `-c` settings, last (a benchmark measuring a tuning)."""
     _require_free(port)
@@ -441,14 +444,37 @@ def prepare_postgres(
         initdb = [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", PG_ROLE, "-E", "UTF8"]
         initdb += ["--no-locale", *(["--no-sync"] if fast_unsafe else [])]
         subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, cwd="/", **_as_user(user))
+    settings = cluster_settings(fast_unsafe, statement_stats, server_settings)
+    cmd = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
+    return cmd + [arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")]
+
+
+def server_profile(path: Path = SERVER_PROFILE) -> dict[str, str]:
+    """The settings of a PostgreSQL configuration file of `name = value` lines (`#` comments)."""
+    settings = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, equals, value = (part.strip() for part in line.partition("="))
+        if not (name and equals and value):
+            raise ValueError(f"{path}:{number}: expected `name = value`, got {line!r}")
+        settings[name] = value
+    return settings
+
+
+def cluster_settings(
+    fast_unsafe: bool, statement_stats: bool = False, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """A local cluster's `-c` settings (see `prepare_postgres`)."""
     settings = {"listen_addresses": HOST, "unix_socket_directories": "", "max_connections": "200"}
     if fast_unsafe:  # throwaway test data only: a crash can corrupt the cluster
         settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    else:
+        settings |= server_profile()
     if statement_stats:
         settings |= {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
-    settings |= server_settings or {}
-    cmd = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
-    return cmd + [arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")]
+    return settings | (extra or {})
 
 
 def start_postgres(

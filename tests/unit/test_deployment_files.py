@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 
+import pytest
 import yaml
 
-from devtools import gateway
+from devtools import gateway, infra
 from devtools.system import REPO, SERVICES
 
 
@@ -31,6 +32,33 @@ def test_each_compose_service_runs_an_existing_module_on_its_own_port_from_one_i
         assert importlib.util.find_spec(f"services.{name}.__main__") is not None
         assert spec["environment"]["GRIDLINE_HTTP_PORT"] == str(port)
         assert spec["environment"]["GRIDLINE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_compose_runs_postgresql_with_the_server_profile_the_local_clusters_use():
+    profile = infra.server_profile()
+    assert {"max_wal_size", "checkpoint_timeout", "wal_compression", "shared_buffers"} <= set(profile)
+    command = compose()["services"]["postgres"]["command"]
+    assert command[0] == "postgres" and command[1::2] == ["-c"] * len(profile)
+    assert dict(flag.split("=", 1) for flag in command[2::2]) == profile
+
+
+def test_local_clusters_that_keep_their_data_run_the_profile_and_the_tests_throwaway_ones_do_not():
+    profile = infra.server_profile()
+    durable = infra.cluster_settings(fast_unsafe=False)
+    assert profile.items() <= durable.items() and "fsync" not in durable
+    throwaway = infra.cluster_settings(fast_unsafe=True)
+    assert throwaway["fsync"] == "off" and not set(profile) & set(throwaway)
+    measured = infra.cluster_settings(fast_unsafe=False, extra={"max_wal_size": "2GB"})
+    assert measured["max_wal_size"] == "2GB"  # a benchmark's --postgres-setting comes last
+
+
+def test_a_server_profile_file_is_read_as_name_value_lines_and_a_bad_line_is_refused(tmp_path):
+    conf = tmp_path / "gridline.conf"
+    conf.write_text("# comment\n\nmax_wal_size = 8GB  # trailing\nwal_compression=lz4\n")
+    assert infra.server_profile(conf) == {"max_wal_size": "8GB", "wal_compression": "lz4"}
+    conf.write_text("shared_buffers\n")
+    with pytest.raises(ValueError, match="gridline.conf:1"):
+        infra.server_profile(conf)
 
 
 def test_compose_creates_one_database_per_service():
