@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery, apply_in_unit
-from runtime.sql import ArrayInsert, do_update
+from runtime.sql import ArrayInsert, do_update, keys_in
 from services.notify.domain import facts as case_facts
 from services.notify.domain.directory import Directory
 from services.notify.domain.planning import Notice, plan
@@ -83,12 +83,7 @@ class NotifyBatch:
         wanted = sorted(case_ids - self.facts.keys())
         if not wanted:
             return
-        found = await self.conn.execute(
-            sa.select(case_facts_table.c.case_id, case_facts_table.c.facts)
-            .where(case_facts_table.c.case_id.in_(wanted))
-            .order_by(case_facts_table.c.case_id)
-            .with_for_update()
-        )
+        found = await self.conn.execute(_LOCK_FACTS, {"case_ids": wanted})
         self.facts.update(dict.fromkeys(wanted))
         self.facts.update((row.case_id, case_facts.CaseFacts.model_validate(row.facts)) for row in found)
 
@@ -153,10 +148,7 @@ class NotifyBatch:
         if case_id not in self.told_cases:
             cases = sorted(self.facts.keys() - self.told_cases)
             found = await self.conn.execute(
-                sa.select(deliveries.c.case_id, deliveries.c.recipient, deliveries.c.template).where(
-                    deliveries.c.case_id.in_(cases),
-                    deliveries.c.template.in_(self.notifier.once_templates),
-                )
+                _TOLD, {"case_ids": cases, "templates": self.notifier.once_templates}
             )
             self.told.update((row.case_id, row.recipient, row.template) for row in found)
             self.told_cases.update(cases)
@@ -166,6 +158,17 @@ class NotifyBatch:
         self.told.add(key)
         return True
 
+
+# Built once: a statement built for each batch left its expression objects to the cyclic collector.
+_LOCK_FACTS = (
+    sa.select(case_facts_table.c.case_id, case_facts_table.c.facts)
+    .where(keys_in(case_facts_table.c.case_id, "case_ids"))
+    .order_by(case_facts_table.c.case_id)
+    .with_for_update()
+)
+_TOLD = sa.select(deliveries.c.case_id, deliveries.c.recipient, deliveries.c.template).where(
+    keys_in(deliveries.c.case_id, "case_ids"), keys_in(deliveries.c.template, "templates")
+)
 
 _DELIVERY_COLUMNS = (
     "id",

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -134,7 +134,7 @@ class DeliveryWorker:
         """Lease up to ``limit`` due rows to this worker."""
         now = self._clock()
         async with self._engine.begin() as conn, local_settings(conn, **CLAIM_SETTINGS):
-            result = await conn.execute(claim_statement(now, now + self.policy.lease, limit))
+            result = await conn.execute(CLAIM, claim_parameters(now, now + self.policy.lease, limit))
             return sorted(result.all(), key=lambda r: r.seq)
 
     async def deliver(self, row) -> None:
@@ -311,8 +311,14 @@ T = TypeVar("T")
 CLAIM_SETTINGS = {"enable_sort": "off"}
 
 
-def claim_statement(now: datetime, lease_until: datetime, limit: int) -> sa.Update:
-    """Lease (``next_attempt_at`` = ``lease_until``) up to ``limit`` rows due by ``now``, returning them.
+def claim_parameters(now: datetime, lease_until: datetime, limit: int) -> dict[str, Any]:
+    """The values ``CLAIM`` runs with."""
+    return {"now": now, "lease_until": lease_until, "limit": limit}
+
+
+def _claim_statement() -> sa.Update:
+    """Lease (``next_attempt_at`` = ``lease_until``) up to ``limit`` rows due by ``now``, returning them;
+    built once (a statement built for each claim left its aliased columns to the cyclic collector).
 
     Messages about one case to one recipient on one channel go in order: a row waits while an earlier one
     is still pending (in flight or retrying). OFFSET 0 keeps that check a per-row probe: as an anti-join,
@@ -337,17 +343,24 @@ def claim_statement(now: datetime, lease_until: datetime, limit: int) -> sa.Upda
     )
     due = (
         sa.select(deliveries.c.id)
-        .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now, ~earlier_pending)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= sa.bindparam("now", type_=deliveries.c.next_attempt_at.type),
+            ~earlier_pending,
+        )
         .order_by(deliveries.c.next_attempt_at)
-        .limit(limit)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
         .with_for_update(skip_locked=True)
     )
     return (
         sa.update(deliveries)
         .where(deliveries.c.id.in_(due))
-        .values(next_attempt_at=lease_until)
+        .values(next_attempt_at=sa.bindparam("lease_until", type_=deliveries.c.next_attempt_at.type))
         .returning(*deliveries.c)
     )
+
+
+CLAIM = _claim_statement()
 
 
 @dataclass(frozen=True)

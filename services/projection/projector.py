@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runtime.consumer import Delivery
-from runtime.sql import ArrayInsert, do_update
+from runtime.sql import ArrayInsert, do_update, keys_in
 from services.projection import domain
 from services.projection.tables import (
     STAT_DIMENSIONS,
@@ -69,6 +69,19 @@ async def project(conn: AsyncConnection, delivery: Delivery) -> None:
     await project_batch(conn, [delivery])
 
 
+# Built once: a statement built for each batch left its expression objects to the cyclic collector.
+_LOCK_SUMMARIES = (
+    sa.select(case_summary)
+    .where(keys_in(case_summary.c.case_id, "case_ids"))
+    .order_by(case_summary.c.case_id)
+    .with_for_update()
+)
+_DROP_EMPTY_STATS = sa.delete(case_stats_daily).where(
+    keys_in(case_stats_daily.c.day, "days"), case_stats_daily.c.received == 0
+)
+_DELETE_WORKLISTS = sa.delete(worklist_item).where(keys_in(worklist_item.c.case_id, "case_ids"))
+
+
 async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> int:
     """Apply events (in log order) to every read model; return how many were new. Idempotent."""
     if not deliveries:
@@ -78,12 +91,7 @@ async def project_batch(conn: AsyncConnection, deliveries: Sequence[Delivery]) -
     if not fresh:
         return 0  # all already projected (the inbox normally catches this first)
     case_ids = sorted({d.envelope.event.case_id for d in fresh})
-    rows = await conn.execute(
-        sa.select(case_summary)
-        .where(case_summary.c.case_id.in_(case_ids))
-        .order_by(case_summary.c.case_id)
-        .with_for_update()
-    )
+    rows = await conn.execute(_LOCK_SUMMARIES, {"case_ids": case_ids})
     before: dict[str, dict[str, Any] | None] = dict.fromkeys(case_ids)
     before.update({row["case_id"]: dict(row) for row in rows.mappings()})
     runs: dict[str, list[tuple[Any, Any]]] = {c: [] for c in case_ids}
@@ -168,12 +176,7 @@ async def _write_stats(conn: AsyncConnection, deltas: dict[tuple, dict[str, int]
     ]
     await ADD_STATS.execute(conn, rows)
     if any(counters["received"] < 0 for counters in deltas.values()):  # only then can a row reach zero
-        await conn.execute(
-            sa.delete(case_stats_daily).where(
-                case_stats_daily.c.day.in_(sorted({key[0] for key in deltas})),
-                case_stats_daily.c.received == 0,
-            )
-        )
+        await conn.execute(_DROP_EMPTY_STATS, {"days": sorted({key[0] for key in deltas})})
 
 
 def _worklist_changed(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
@@ -181,7 +184,7 @@ def _worklist_changed(before: dict[str, Any] | None, after: dict[str, Any]) -> b
 
 
 async def _write_worklists(conn: AsyncConnection, case_ids: list[str], states: list[dict[str, Any]]) -> None:
-    await conn.execute(sa.delete(worklist_item).where(worklist_item.c.case_id.in_(case_ids)))
+    await conn.execute(_DELETE_WORKLISTS, {"case_ids": case_ids})
     items = [item for state in states for item in domain.worklist_items(state)]
     if items:
         await INSERT_WORKLIST.execute(conn, items)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import OutboundMessage
 from runtime.outbox import enqueue
-from runtime.sql import ArrayInsert, do_update
+from runtime.sql import ArrayInsert, do_update, keys_in
 from services.sla import store
 from services.sla.tables import cases, deadlines
 
@@ -71,6 +71,11 @@ class StageClock:
 
 _CASE_COLUMNS = tuple(f.name for f in dataclasses.fields(SlaCase))
 _CLOCK_COLUMNS = tuple(f.name for f in dataclasses.fields(StageClock))
+# Built once: a statement built for each batch left its expression objects to the cyclic collector.
+_LOCK_CASES = (
+    sa.select(cases).where(keys_in(cases.c.case_id, "case_ids")).order_by(cases.c.case_id).with_for_update()
+)
+_READ_CLOCKS = sa.select(deadlines).where(keys_in(deadlines.c.case_id, "case_ids"))
 
 
 @dataclass
@@ -91,11 +96,10 @@ class ClockBook:
         book = cls(conn)
         if not ids:
             return book
-        locked = sa.select(cases).where(cases.c.case_id.in_(ids)).order_by(cases.c.case_id).with_for_update()
-        for row in (await conn.execute(locked)).all():
+        keys = {"case_ids": ids}
+        for row in (await conn.execute(_LOCK_CASES, keys)).all():
             book.cases[row.case_id] = SlaCase(**{k: getattr(row, k) for k in _CASE_COLUMNS})
-        found = sa.select(deadlines).where(deadlines.c.case_id.in_(ids))
-        for row in (await conn.execute(found)).all():
+        for row in (await conn.execute(_READ_CLOCKS, keys)).all():
             clock = StageClock(**{k: getattr(row, k) for k in _CLOCK_COLUMNS})
             book.clocks.setdefault(row.case_id, {})[row.stage] = clock
         return book

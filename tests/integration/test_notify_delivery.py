@@ -47,7 +47,7 @@ from services.notify.domain.directory import (
     Route as RecipientRoute,
 )
 from services.notify.tables import deliveries
-from services.notify.worker import _RECORD, _STATE, ATTEMPTS, CLAIM_SETTINGS, claim_statement
+from services.notify.worker import _RECORD, _STATE, ATTEMPTS, CLAIM, CLAIM_SETTINGS, claim_parameters
 from tests.conftest import PORT_BASE
 from tests.integration.conftest import migrated_engine
 from tests.support import eventually
@@ -562,8 +562,9 @@ async def test_the_claim_probes_earlier_pending_rows_per_due_row_never_joining_a
     due row with every pending one (O(due × pending), 81 ms per claim during a burst)."""
     now = datetime.now(UTC)
     async with notify_engine.connect() as conn:
-        compiled = claim_statement(now, now + timedelta(seconds=30), 64).compile(dialect=conn.dialect)
-        params = tuple(compiled.params[name] for name in compiled.positiontup)
+        compiled = CLAIM.compile(dialect=conn.dialect)
+        values = compiled.construct_params(claim_parameters(now, now + timedelta(seconds=30), 64))
+        params = tuple(values[name] for name in compiled.positiontup)
         plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}", params)).scalar_one()
     text = orjson.dumps(plan).decode()
     assert "SubPlan" in text and "Anti Join" not in text
@@ -615,8 +616,9 @@ async def test_a_claim_reads_the_due_rows_in_order_and_stops_at_its_limit_whatev
     now = datetime.now(UTC)
     async with notify_engine.begin() as conn:
         await conn.exec_driver_sql(insert.format(p="due", n=3000, status="pending"))
-        compiled = claim_statement(now, now + timedelta(seconds=30), 8).compile(dialect=conn.dialect)
-        params = tuple(compiled.params[name] for name in compiled.positiontup)
+        compiled = CLAIM.compile(dialect=conn.dialect)
+        values = compiled.construct_params(claim_parameters(now, now + timedelta(seconds=30), 8))
+        params = tuple(values[name] for name in compiled.positiontup)
         async with local_settings(conn, **CLAIM_SETTINGS):
             plan = "\n".join(
                 r[0]
@@ -634,6 +636,6 @@ async def test_a_claim_reads_the_due_rows_in_order_and_stops_at_its_limit_whatev
     assert probes and set(probes) <= {"deliveries_by_case", "deliveries_once_per_case"}, plan
     assert "Rows Removed by Filter: 3000" not in plan, plan
     async with notify_engine.begin() as conn:
-        claimed = (await conn.execute(claim_statement(now, now + timedelta(seconds=30), 8))).all()
+        claimed = (await conn.execute(CLAIM, claim_parameters(now, now + timedelta(seconds=30), 8))).all()
     # the first eight were leased by the EXPLAIN ANALYZE (it runs the update): the next eight, in order
     assert sorted(r.id for r in claimed) == sorted(f"due-{i}" for i in range(9, 17))

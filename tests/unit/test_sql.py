@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
-from runtime.sql import precompiled
+from runtime.sql import keys_in, precompiled
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -40,3 +40,19 @@ def test_a_column_the_statement_does_not_take_is_refused():
 def test_returning_columns_come_back_typed():
     text = precompiled(insert(things).returning(things.c.id), ["id"], returning=[things.c.id])
     assert [c.name for c in text.selected_columns] == ["id"]
+
+
+def test_a_statement_built_once_over_expanding_keys_runs_as_the_one_built_for_the_keys():
+    from sqlalchemy.dialects import postgresql
+
+    table = sa.table("t", sa.column("case_id", sa.Text))
+    once = (
+        sa.select(table)
+        .where(keys_in(table.c.case_id, "case_ids"))
+        .compile(dialect=postgresql.asyncpg.dialect())
+    )
+    for keys in (["a"], ["a", "b", "c"]):
+        each = sa.select(table).where(table.c.case_id.in_(keys)).compile(dialect=postgresql.asyncpg.dialect())
+        expanded = once.construct_expanded_state({"case_ids": keys})
+        assert expanded.statement == each.construct_expanded_state().statement
+        assert [expanded.parameters[name] for name in expanded.positiontup] == keys
