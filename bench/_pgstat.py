@@ -257,3 +257,38 @@ async def count_cases(server_url: str, intake_database: str) -> int:
         return await db.fetchval("SELECT count(*) FROM appeals")
     finally:
         await db.close()
+
+
+async def deliveries(server_url: str, notify_database: str) -> dict[str, float]:
+    """Notify's deliveries by where they stand: sent, failed, due but not sent yet (and how long the
+    oldest has been due), and pending but not due (quiet hours, a retry's delay, in flight)."""
+    db = await asyncpg.connect(f"{server_url}/{notify_database}")
+    try:
+        row = await db.fetchrow(
+            "SELECT count(*) AS total,"
+            " count(*) FILTER (WHERE status = 'sent') AS sent,"
+            " count(*) FILTER (WHERE status = 'failed') AS failed,"
+            " count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS due,"
+            " count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > now()) AS not_due,"
+            " count(*) FILTER (WHERE status = 'pending' AND deferred_reason = 'quiet-hours') AS quiet_hours,"
+            " coalesce(extract(epoch FROM now() - min(next_attempt_at)"
+            "  FILTER (WHERE status = 'pending' AND next_attempt_at <= now())), 0)::float8 AS oldest_due_s"
+            " FROM deliveries"
+        )
+    finally:
+        await db.close()
+    return dict(row)
+
+
+def deliveries_during(before: dict[str, float], after: dict[str, float], cases: int, seconds: float) -> dict:
+    """What a phase of ``cases`` cases over ``seconds`` queued and sent, and what it left behind."""
+    return {
+        "queued_per_case": round((after["total"] - before["total"]) / max(cases, 1), 2),
+        "sent": after["sent"] - before["sent"],
+        "sent_per_s": round((after["sent"] - before["sent"]) / max(seconds, 1e-9), 1),
+        "left_due": after["due"],
+        "oldest_due_s": round(after["oldest_due_s"], 1),
+        "left_not_due": after["not_due"],
+        "left_for_quiet_hours": after["quiet_hours"],
+        "failed": after["failed"] - before["failed"],
+    }

@@ -213,6 +213,8 @@ def write_markdown(results: dict, path: Path) -> str:
                 "checkpoints during the replay).",
             ]
         lines += _row_writes(replay.get("row_writes"))
+        if sent := replay.get("deliveries"):
+            lines += ["", _deliveries(sent)]
         if pauses := replay.get("gc_pauses"):
             lines += ["", f"Garbage collection during the replay (gridline_gc_pause_seconds): {_gc(pauses)}."]
         lines += _progress(replay.get("progress") or [])
@@ -334,6 +336,16 @@ def _progress(intervals: list[dict], rows: int = 24) -> list[str]:
             f"{i['database_bytes'] / 1e9:.2f} |"
         )
     return lines
+
+
+def _deliveries(d: dict) -> str:
+    """Notify's side of the replay: the end-to-end rate counts projected cases, not messages sent."""
+    return (
+        f"Notifications: the replay queued {d['queued_per_case']} a case and notify sent {d['sent']:,} "
+        f"while it ran ({d['sent_per_s']:,}/s); when it ended {d['left_due']:,} were due and not yet sent "
+        f"(the oldest due for {d['oldest_due_s']:,.0f} s), {d['left_not_due']:,} pending but not due "
+        f"({d['left_for_quiet_hours']:,} of them citizen SMS held for quiet hours), {d['failed']:,} failed."
+    )
 
 
 def _gc(pauses: dict[str, dict]) -> str:

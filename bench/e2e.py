@@ -3,7 +3,7 @@
     .venv/bin/python -m bench e2e                           # the short default run (a few minutes)
     .venv/bin/python -m bench.e2e --rates 25,50,100 --step-seconds 30
     # a Zhangqiu year, replayed alone (hours; intake's duplicate windows scaled to the replay's speed)
-    .venv/bin/python -m bench.e2e --replay 600000 --skip-steps --skip-raw --time-scale 4000 --output e2e-year
+    .venv/bin/python -m bench.e2e --replay 600000 --skip-steps --skip-raw --time-scale 16000 --output e2e-year
 
 Starts its own Kafka and PostgreSQL (devtools.infra, fresh data in .local/bench-e2e, ports 20092/20093 and
 20432, PostgreSQL durable, with the server profile of deploy/postgres/gridline.conf as `make run` has it;
@@ -146,7 +146,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="simulated seconds per second: intake's duplicate windows are divided by it (a year replayed "
-        "in hours: ~4000), so an appeal meets as many earlier ones as at the district's own rate",
+        "in 40 minutes: ~16000), so an appeal meets as many earlier ones as at the district's own rate",
     )
     parser.add_argument(
         "--output", default="e2e", help="results under bench/results/<output>.{json,md,png} (e.g. e2e-year)"
@@ -435,6 +435,8 @@ class Bench:
         storage_before = await _pgstat.storage(self.system.postgres_url)  # (its sessions before the count)
         writes_before = await _pgstat.row_writes(self.system.postgres_url)
         wal_before = await _pgstat.wal(self.system.postgres_url)
+        notify_db = self.system.database_name("notify")
+        deliveries_before = await _pgstat.deliveries(self.system.postgres_url, notify_db)
         sessions = await _pgstat.reset(self.system.postgres_url)
         started, wall_started = time.monotonic(), time.time()
         cpu0, gc0 = self.sampler.cpu_seconds(), await gc_pauses(self.metrics)
@@ -472,6 +474,7 @@ class Bench:
         storage_after = await _pgstat.storage(self.system.postgres_url)
         writes_after = await _pgstat.row_writes(self.system.postgres_url)
         wal_after = await _pgstat.wal(self.system.postgres_url)
+        deliveries_after = await _pgstat.deliveries(self.system.postgres_url, notify_db)
         return {
             "cases": count,
             "concurrency": concurrency,
@@ -501,6 +504,9 @@ class Bench:
             "row_writes": _pgstat.row_writes_per_case(writes_before, writes_after, len(cases)),
             "gc_pauses": gc_pause_delta(gc0, gc1),
             "progress": progress_intervals(progress),
+            "deliveries": _pgstat.deliveries_during(
+                deliveries_before, deliveries_after, len(cases), wall or posted_s
+            ),
         }
 
     async def record_progress(self, samples: list[dict], base: tuple[float, int, int]) -> None:

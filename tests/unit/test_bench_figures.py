@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench._pgstat import row_writes_per_case, storage_growth
-from bench._report import _postgres_settings, _progress, ratios
+from bench._pgstat import deliveries_during, row_writes_per_case, storage_growth
+from bench._report import _deliveries, _postgres_settings, _progress, ratios
 from bench._watch import gc_histogram, gc_pause_delta
 from bench.e2e import progress_intervals, time_scaled_env
 from services.intake.config import IntakeSettings
@@ -202,3 +202,38 @@ def test_the_goal_rates_p99_is_reported_saturated_or_not_and_missing_only_withou
     assert saturated["goals"][key] == "2,480 (saturated: 235.2 cases/s accepted of 300 offered)"
     stopped = ratios({"raw_limits": raw, "steps": [step(200, 150, True, 5000)]})
     assert stopped["goals"][key] == "not measured: stepping saturated below 300/s"
+
+
+def test_notifications_left_behind_by_a_replay_are_reported_with_what_was_sent():
+    before = {
+        "total": 100,
+        "sent": 90,
+        "failed": 1,
+        "due": 0,
+        "not_due": 9,
+        "quiet_hours": 9,
+        "oldest_due_s": 0.0,
+    }
+    after = {
+        "total": 1_500,
+        "sent": 690,
+        "failed": 3,
+        "due": 500,
+        "not_due": 307,
+        "quiet_hours": 300,
+        "oldest_due_s": 42.26,
+    }
+    figures = deliveries_during(before, after, cases=1_000, seconds=60.0)
+    assert figures == {
+        "queued_per_case": 1.4,
+        "sent": 600,
+        "sent_per_s": 10.0,
+        "left_due": 500,
+        "oldest_due_s": 42.3,
+        "left_not_due": 307,
+        "left_for_quiet_hours": 300,
+        "failed": 2,
+    }
+    line = _deliveries(figures)
+    assert "queued 1.4 a case" in line and "600 while it ran (10.0/s)" in line
+    assert "500 were due and not yet sent (the oldest due for 42 s)" in line and "300 of them" in line
