@@ -36,7 +36,7 @@ def test_each_compose_service_runs_an_existing_module_on_its_own_port_from_one_i
 
 def test_compose_runs_postgresql_with_the_server_profile_the_local_clusters_use():
     profile = infra.server_profile()
-    assert {"max_wal_size", "checkpoint_timeout", "wal_compression", "shared_buffers"} <= set(profile)
+    assert {"max_wal_size", "checkpoint_timeout", "wal_compression"} <= set(profile)
     command = compose()["services"]["postgres"]["command"]
     assert command[0] == "postgres" and command[1::2] == ["-c"] * len(profile)
     assert dict(flag.split("=", 1) for flag in command[2::2]) == profile
