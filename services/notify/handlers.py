@@ -159,7 +159,7 @@ class NotifyBatch:
         return True
 
 
-# Built once: a statement built for each batch left its expression objects to the cyclic collector.
+# Built once, at import (runtime.sql.keys_in says why).
 _LOCK_FACTS = (
     sa.select(case_facts_table.c.case_id, case_facts_table.c.facts)
     .where(keys_in(case_facts_table.c.case_id, "case_ids"))

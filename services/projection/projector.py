@@ -69,7 +69,7 @@ async def project(conn: AsyncConnection, delivery: Delivery) -> None:
     await project_batch(conn, [delivery])
 
 
-# Built once: a statement built for each batch left its expression objects to the cyclic collector.
+# Built once, at import (runtime.sql.keys_in says why).
 _LOCK_SUMMARIES = (
     sa.select(case_summary)
     .where(keys_in(case_summary.c.case_id, "case_ids"))

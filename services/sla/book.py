@@ -71,7 +71,7 @@ class StageClock:
 
 _CASE_COLUMNS = tuple(f.name for f in dataclasses.fields(SlaCase))
 _CLOCK_COLUMNS = tuple(f.name for f in dataclasses.fields(StageClock))
-# Built once: a statement built for each batch left its expression objects to the cyclic collector.
+# Built once, at import (runtime.sql.keys_in says why).
 _LOCK_CASES = (
     sa.select(cases).where(keys_in(cases.c.case_id, "case_ids")).order_by(cases.c.case_id).with_for_update()
 )
