@@ -177,20 +177,7 @@ def write_markdown(results: dict, path: Path) -> str:
                 else "The last step's backlog was not consumed within the wait; the replay ran behind it."
             )
         if pg := replay.get("postgres_statements"):
-            lines += [
-                "",
-                f"PostgreSQL during the replay (pg_stat_statements): {pg['calls_per_case']} statements and "
-                f"{pg['exec_ms_per_case']} ms of execution per case; connections opened: "
-                f"{pg['sessions_opened']}; the statements that took the most:",
-                "",
-                "| database | statement | calls/case | rows/call | ms/case | share |",
-                "|---|---|---:|---:|---:|---:|",
-            ]
-            lines += [
-                f"| {t['database']} | `{t['statement'].replace('|', '/')}` | {t['calls_per_case']} | "
-                f"{t['rows_per_call']} | {t['exec_ms_per_case']} | {t['share']:.0%} |"
-                for t in pg["top"]
-            ]
+            lines += ["", *_statements(pg, "during the replay", "case")]
         if store := replay.get("storage"):
             biggest = ", ".join(
                 f"{table} {size:,}" for table, size in list(store["bytes_per_case"].items())[:6]
@@ -215,6 +202,10 @@ def write_markdown(results: dict, path: Path) -> str:
         lines += _row_writes(replay.get("row_writes"))
         if sent := replay.get("deliveries"):
             lines += ["", _deliveries(sent)]
+        if drain := replay.get("notify_drain"):
+            lines += ["", _drain(drain)]
+            if pg := drain.get("postgres_statements"):
+                lines += ["", *_statements(pg, "while notify alone sent", "message")]
         if pauses := replay.get("gc_pauses"):
             lines += ["", f"Garbage collection during the replay (gridline_gc_pause_seconds): {_gc(pauses)}."]
         lines += _progress(replay.get("progress") or [])
@@ -345,6 +336,43 @@ def _deliveries(d: dict) -> str:
         f"while it ran ({d['sent_per_s']:,}/s); when it ended {d['left_due']:,} were due and not yet sent "
         f"(the oldest due for {d['oldest_due_s']:,.0f} s), {d['left_not_due']:,} pending but not due "
         f"({d['left_for_quiet_hours']:,} of them citizen SMS held for quiet hours), {d['failed']:,} failed."
+    )
+
+
+def _statements(pg: dict, during: str, unit: str) -> list[str]:
+    """pg_stat_statements over a phase (``_pgstat.top`` with its count of ``unit``s): totals, then the
+    statements that took the most."""
+    return [
+        f"PostgreSQL {during} (pg_stat_statements): {pg['calls_per_case']} statements and "
+        f"{pg['exec_ms_per_case']} ms of execution per {unit}; connections opened: "
+        f"{pg['sessions_opened']}; the statements that took the most:",
+        "",
+        f"| database | statement | calls/{unit} | rows/call | ms/{unit} | share |",
+        "|---|---|---:|---:|---:|---:|",
+        *(
+            f"| {t['database']} | `{t['statement'].replace('|', '/')}` | {t['calls_per_case']} | "
+            f"{t['rows_per_call']} | {t['exec_ms_per_case']} | {t['share']:.0%} |"
+            for t in pg["top"]
+        ),
+    ]
+
+
+def _drain(d: dict) -> str:
+    """The stretch after the last case was projected, until notify had sent every message due."""
+    cpu = ", ".join(f"{name} {ms}" for name, ms in d["cpu_ms_per_message"].items() if ms >= 0.05)
+    if d["left_outstanding"]:
+        ending = (
+            f"after {d['seconds']:,} s, {d['left_outstanding']:,} were still to send and none had gone for "
+            "60 s: not all notified."
+        )
+    else:
+        ending = (
+            f"every case projected and every message due sent after {d['wall_seconds_until_all_notified']:,} "
+            f"s = {d['end_to_end_notified_cases_per_s']:,} cases/s end to end, told and not only visible."
+        )
+    return (
+        f"Then notify alone: {d['sent']:,} messages sent in {d['seconds']:,} s ({d['sent_per_s']:,}/s, "
+        f"{d['failed']:,} failed), CPU ms a message: {cpu}; {ending}"
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench._pgstat import deliveries_during, row_writes_per_case, storage_growth
-from bench._report import _deliveries, _postgres_settings, _progress, ratios
+from bench._report import _deliveries, _drain, _postgres_settings, _progress, ratios
 from bench._watch import gc_histogram, gc_pause_delta
 from bench.e2e import progress_intervals, time_scaled_env
 from services.intake.config import IntakeSettings
@@ -237,3 +237,27 @@ def test_notifications_left_behind_by_a_replay_are_reported_with_what_was_sent()
     line = _deliveries(figures)
     assert "queued 1.4 a case" in line and "600 while it ran (10.0/s)" in line
     assert "500 were due and not yet sent (the oldest due for 42 s)" in line and "300 of them" in line
+
+
+def test_notify_drain_reports_told_end_to_end_or_what_was_still_to_send():
+    drained = {
+        "seconds": 51.5,
+        "sent": 17_000,
+        "sent_per_s": 330.1,
+        "cpu_ms_per_message": {"notify": 1.52, "intake": 0.61, "kafka": 0.01, "postgres": 0.4},
+        "left_outstanding": 0,
+        "failed": 2,
+        "wall_seconds_until_all_notified": 113.2,
+        "end_to_end_notified_cases_per_s": 176.7,
+    }
+    line = _drain(drained)
+    assert "17,000 messages sent in 51.5 s (330.1/s, 2 failed)" in line
+    assert "notify 1.52, intake 0.61, postgres 0.4;" in line and "kafka" not in line  # below 0.05 left out
+    assert "after 113.2 s = 176.7 cases/s end to end" in line
+    stalled = drained | {
+        "left_outstanding": 900,
+        "wall_seconds_until_all_notified": None,
+        "end_to_end_notified_cases_per_s": None,
+    }
+    line = _drain(stalled)
+    assert "900 were still to send" in line and "not all notified" in line and "cases/s" not in line
