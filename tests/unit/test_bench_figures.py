@@ -3,12 +3,15 @@ services' garbage-collector pauses between two scrapes of their /metrics, and a 
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from bench._pgstat import deliveries_during, row_writes_per_case, storage_growth
 from bench._report import _deliveries, _drain, _postgres_settings, _progress, ratios
 from bench._watch import gc_histogram, gc_pause_delta
-from bench.e2e import progress_intervals, time_scaled_env
+from bench.e2e import progress_intervals, quiet_hours_env, time_scaled_env
 from services.intake.config import IntakeSettings
 
 
@@ -261,3 +264,16 @@ def test_notify_drain_reports_told_end_to_end_or_what_was_still_to_send():
     }
     line = _drain(stalled)
     assert "900 were still to send" in line and "not all notified" in line and "cases/s" not in line
+
+
+def test_quiet_hours_are_an_empty_window_for_the_bench_unless_kept(monkeypatch):
+    from services.notify.config import NotifySettings
+    from services.notify.domain.policy import QuietHours
+
+    assert quiet_hours_env(True) == {}
+    for name, value in quiet_hours_env(False).items():
+        monkeypatch.setenv(name, value)
+    settings = NotifySettings()
+    quiet = QuietHours(settings.notify_quiet_hours_start, settings.notify_quiet_hours_end)
+    night = datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert not quiet.contains(night) and QuietHours().contains(night)
