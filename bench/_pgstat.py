@@ -281,23 +281,21 @@ async def deliveries(server_url: str, notify_database: str) -> dict[str, float]:
 
 
 # Messages notify still has to send now: pending, unless held for quiet hours or waiting for a retry (a row
-# in flight counts: its lease put it in the future, but it is not sent yet).
+# in flight counts: its lease put it in the future, but it is not sent yet; its deferred_reason is NULL,
+# hence the coalesce: ``NULL IN (...)`` is NULL, and the first form of this test left every row in flight
+# out, so a drain "ended" with up to 32 messages still being sent).
 _OUTSTANDING = (
     "FROM deliveries WHERE status = 'pending'"
-    " AND NOT (next_attempt_at > now() AND deferred_reason IN ('quiet-hours', 'retry'))"
+    " AND NOT (next_attempt_at > now() AND coalesce(deferred_reason, '') IN ('quiet-hours', 'retry'))"
 )
 
 
-async def outstanding_deliveries(server_url: str, notify_database: str, *, count: bool) -> int:
+async def outstanding_deliveries(db: asyncpg.Connection, *, count: bool) -> int:
     """How many messages notify still has to send now (``count``), or only whether there are any (1 or
     0): polled every half second, a count over a 17,000-message backlog was a quarter of PostgreSQL's
-    execution time while notify drained it."""
+    execution time while notify drained it. ``db``: a connection to notify's database."""
     query = f"SELECT count(*) {_OUTSTANDING}" if count else f"SELECT EXISTS (SELECT 1 {_OUTSTANDING})::int"
-    db = await asyncpg.connect(f"{server_url}/{notify_database}")
-    try:
-        return await db.fetchval(query)
-    finally:
-        await db.close()
+    return await db.fetchval(query)
 
 
 def deliveries_during(before: dict[str, float], after: dict[str, float], cases: int, seconds: float) -> dict:

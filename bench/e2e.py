@@ -83,6 +83,8 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+import asyncpg
+
 from bench import _pgstat, raw_limits
 from bench._http import ConnectionLost, HttpPool
 from bench._report import plot, ratios, write_markdown
@@ -541,25 +543,31 @@ class Bench:
     async def drain_notifications(self, database: str, wall_started: float, cases: int) -> dict:
         """After the last case is projected: wait until notify has sent every message due (held ones
         aside) and measure that stretch, when the rest of the system is idle. "End to end" then means told,
-        not only visible (a 20,000-case replay left ~17,000 messages due when its last case was projected)."""
+        not only visible (a 20,000-case replay left ~17,000 messages due when its last case was projected).
+        Gives up when the count of messages still to send has not moved for 60 s."""
         url = self.system.postgres_url
         before = await _pgstat.deliveries(url, database)
         sessions = await _pgstat.reset(url)
         began, cpu0 = time.monotonic(), self.sampler.cpu_seconds()
-        last, last_change = await _pgstat.outstanding_deliveries(url, database, count=True), time.monotonic()
-        while await _pgstat.outstanding_deliveries(url, database, count=False):
-            await asyncio.sleep(0.5)
-            if time.monotonic() - last_change >= 15:  # still sending? (a count is dearer than a probe)
-                if (now := await _pgstat.outstanding_deliveries(url, database, count=True)) != last:
-                    last, last_change = now, time.monotonic()
-                elif time.monotonic() - last_change >= 60:
-                    break
-        seconds, finished = time.monotonic() - began, time.time()
-        outstanding = await _pgstat.outstanding_deliveries(url, database, count=True)
+        db = await asyncpg.connect(f"{url}/{database}")  # one connection for every poll
+        try:
+            last, last_change, stalled = await _pgstat.outstanding_deliveries(db, count=True), began, False
+            while await _pgstat.outstanding_deliveries(db, count=False):
+                await asyncio.sleep(0.5)
+                if time.monotonic() - last_change >= 15:  # still sending? (a count is dearer than a probe)
+                    if (now := await _pgstat.outstanding_deliveries(db, count=True)) != last:
+                        last, last_change = now, time.monotonic()
+                    elif stalled := time.monotonic() - last_change >= 60:
+                        break
+            seconds, finished = time.monotonic() - began, time.time()
+            outstanding = await _pgstat.outstanding_deliveries(db, count=True) if stalled else 0
+        finally:
+            await db.close()
         cpu1 = self.sampler.cpu_seconds()
         after = await _pgstat.deliveries(url, database)
         sent = after["sent"] - before["sent"]
         statements = await _pgstat.top(url, sent, sessions)
+        told_after = finished - wall_started
         return {
             "seconds": round(seconds, 1),
             "sent": sent,
@@ -568,10 +576,8 @@ class Bench:
             "left_outstanding": outstanding,
             "failed": after["failed"] - before["failed"],
             "postgres_statements": statements,
-            "wall_seconds_until_all_notified": round(finished - wall_started, 1) if not outstanding else None,
-            "end_to_end_notified_cases_per_s": round(cases / (finished - wall_started), 1)
-            if not outstanding
-            else None,
+            "wall_seconds_until_all_notified": None if stalled else round(told_after, 1),
+            "end_to_end_notified_cases_per_s": None if stalled else round(cases / told_after, 1),
         }
 
     async def record_progress(self, samples: list[dict], base: tuple[float, int, int]) -> None:
