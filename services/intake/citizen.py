@@ -162,30 +162,30 @@ async def rate(
 
 CONTACT_FIELDS: tuple[str, ...] = get_args(ContactField)
 
-# One statement, no transaction of its own: read the requested fields' ciphertexts and log the access
-# (only the fields the vault holds and the caller asked for). An SMS needs the phone alone: notify asks
-# for that and nothing else (PIPL's minimum necessary); a reveal was ~13 % of intake's CPU under
-# bench/e2e as three statements in a transaction (py-spy, 2026-11-29).
+# One statement, no transaction of its own: read the requested fields' ciphertexts of the cases asked for
+# and log each case's access (only the fields the vault holds and the caller asked for). An SMS needs the
+# phone alone: notify asks for that and nothing else (PIPL's minimum necessary); a reveal was ~13 % of
+# intake's CPU under bench/e2e as three statements in a transaction (py-spy, 2026-11-29).
 _REVEAL = """
 WITH vault AS (
-    SELECT citizen_ref,
+    SELECT case_id, citizen_ref,
            CASE WHEN 'name' = ANY($4::text[]) THEN name_enc END AS name_enc,
            CASE WHEN 'phone' = ANY($4::text[]) THEN phone_enc END AS phone_enc,
            CASE WHEN 'id_number' = ANY($4::text[]) THEN id_number_enc END AS id_number_enc,
            CASE WHEN 'description' = ANY($4::text[]) THEN description_enc END AS description_enc
-    FROM pii_vault WHERE case_id = $1
+    FROM pii_vault WHERE case_id = ANY($1::text[])
 ), logged AS (
     INSERT INTO pii_access_log (case_id, client_id, purpose, fields)
-    SELECT $1, $2, $3, to_jsonb(array_remove(ARRAY[
+    SELECT case_id, $2, $3, to_jsonb(array_remove(ARRAY[
         CASE WHEN name_enc IS NOT NULL THEN 'name' END,
         CASE WHEN phone_enc IS NOT NULL THEN 'phone' END,
         CASE WHEN id_number_enc IS NOT NULL THEN 'id_number' END,
         CASE WHEN description_enc IS NOT NULL THEN 'description' END
     ]::text[], NULL))
     FROM vault
-    RETURNING id
+    RETURNING id, case_id
 )
-SELECT vault.*, logged.id AS access_id FROM vault, logged
+SELECT vault.*, logged.id AS access_id FROM vault JOIN logged USING (case_id)
 """
 
 
@@ -195,12 +195,32 @@ async def reveal_contact(
     """Decrypt the requested ``fields`` of one case's personal data for an authorised operator, recording
     the access in the same statement."""
     async with intake.recording.acquire() as db:
-        row = await db.fetchrow(_REVEAL, case_id, client_id, purpose, list(fields))
+        row = await db.fetchrow(_REVEAL, [case_id], client_id, purpose, list(fields))
         if row is None:
             known = await db.fetchval("SELECT EXISTS (SELECT FROM appeals WHERE case_id = $1)", case_id)
     if row is None:
         detail = "This case holds no personal data." if known else f"No appeal {case_id} was received."
         raise Problem(404, "contact-not-found", detail, case_id=case_id)
-    open_ = intake.cipher.open
-    clear = {f: open_(case_id, f, row[f"{f}_enc"]) for f in CONTACT_FIELDS}
+    return _clear(intake, row)
+
+
+async def reveal_contacts(
+    intake: Intake, case_ids: Sequence[str], client_id: str, purpose: str, fields: Sequence[str]
+) -> dict:
+    """``reveal_contact`` for several cases in one statement: the cases found, in the order asked, and
+    those holding no personal data (or unknown) apart."""
+    wanted = list(dict.fromkeys(case_ids))
+    async with intake.recording.acquire() as db:
+        rows = await db.fetch(_REVEAL, wanted, client_id, purpose, list(fields))
+    found = {row["case_id"]: row for row in rows}
+    return {
+        "contacts": [_clear(intake, found[case_id]) for case_id in wanted if case_id in found],
+        "not_found": [case_id for case_id in wanted if case_id not in found],
+    }
+
+
+def _clear(intake: Intake, row) -> dict:
+    """A revealed row with its fields decrypted (those not asked for are None)."""
+    case_id = row["case_id"]
+    clear = {f: intake.cipher.open(case_id, f, row[f"{f}_enc"]) for f in CONTACT_FIELDS}
     return {"case_id": case_id, "citizen_ref": row["citizen_ref"], **clear, "access_id": row["access_id"]}

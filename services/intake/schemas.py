@@ -211,3 +211,24 @@ class ContactRevealed(BaseModel):
     id_number: str | None
     description: str | None = Field(None, description="Original text, when numbers in it were masked.")
     access_id: int
+
+
+class ContactsRevealRequest(BaseModel):
+    """Several cases' personal data at once, for a service holding pii:read that sends to many citizens
+    (notify's SMS): one request and one statement instead of one of each per case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_ids: list[str] = Field(min_length=1, max_length=100, description="Case numbers, at most 100.")
+    purpose: str = Field(min_length=2, max_length=200, description="Why (recorded in the audit).")
+    fields: list[ContactField] | None = Field(
+        None, min_length=1, description="Only these (all when absent): ask for what the task needs."
+    )
+
+
+class ContactsRevealed(BaseModel):
+    """Each case found with its fields (one audit row each); the cases holding no personal data, or
+    unknown, are listed apart."""
+
+    contacts: list[ContactRevealed]
+    not_found: list[str]

@@ -84,8 +84,9 @@ def build_worker(
     contacts = contacts or IntakeContactDirectory(
         session,
         settings.notify_intake_url,
-        settings.notify_intake_contact_path,
+        settings.notify_intake_contacts_path,
         settings.notify_intake_api_key,
+        max_batch=settings.notify_contact_lookup_batch,
     )
     policy = WorkerPolicy(
         max_attempts=settings.notify_max_attempts,

@@ -71,9 +71,12 @@ class NotifySettings(ServiceSettings):
     notify_intake_api_key: str = Field(
         "dev-notify-pii-key", description="Notify's API key at intake (scope pii:read)."
     )
-    notify_intake_contact_path: str = Field(
-        "/v1/intake/cases/{case_id}/contact",
-        description="Intake's endpoint returning a case's clear contact ({case_id} filled in).",
+    notify_intake_contacts_path: str = Field(
+        "/v1/intake/contacts/reveal",
+        description="Intake's endpoint returning several cases' clear contacts at once (POST).",
+    )
+    notify_contact_lookup_batch: int = Field(
+        100, ge=1, le=100, description="Most cases in one contact lookup (intake takes at most 100)."
     )
 
     def model_post_init(self, __context: object) -> None:

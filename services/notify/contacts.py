@@ -7,6 +7,7 @@ from typing import Protocol
 import aiohttp
 import orjson
 
+from services.notify.batching import Batcher
 from services.notify.channels import DeliveryError
 from services.notify.channels.http import request
 
@@ -18,36 +19,47 @@ class ContactDirectory(Protocol):
 
 
 class IntakeContactDirectory:
-    """Adapter: intake's scoped contact endpoint (API key with scope ``pii:read``; each read is logged
-    by intake with our client id, purpose and the fields read). It asks for the phone alone."""
+    """Adapter: intake's scoped batch contact endpoint (API key with scope ``pii:read``; intake logs each
+    case's read with our client id, purpose and the fields read). It asks for the phone alone. Lookups that
+    come up while one request is answered go together in the next (``Batcher``, at most ``max_batch``):
+    under a backlog one request serves a claim's worth of SMS, where one request each cost intake ~0.5 ms
+    of CPU a number (bench/e2e, 2026-11-30)."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, path: str, api_key: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, path: str, api_key: str, *, max_batch: int = 100
+    ) -> None:
         self._session = session
-        self._base_url = base_url.rstrip("/")
-        self._path = path
+        self._url = base_url.rstrip("/") + path
         self._api_key = api_key
+        self._lookups: Batcher[str, dict | None] = Batcher(self._reveal, max_batch=max_batch)
 
     async def phone_for(self, case_id: str, citizen_ref: str) -> str | None:
-        url = self._base_url + self._path.format(case_id=case_id)
+        contact = await self._lookups.submit(case_id)
+        if contact is None or contact.get("citizen_ref") not in (None, citizen_ref):
+            return (
+                None  # none held, or the vault holds someone else for this case now: better silent than wrong
+            )
+        return contact.get("phone")
+
+    async def _reveal(self, case_ids: list[str]) -> list[dict | None]:
+        """One request for ``case_ids``: each case's contact, or None where intake holds none."""
+        wanted = list(dict.fromkeys(case_ids))
+        body = {"case_ids": wanted, "purpose": "notify-sms", "fields": ["phone"]}
         try:
-            status, body = await request(
-                self._session, "GET", url, "intake's contact lookup",
-                params={"purpose": "notify-sms", "fields": "phone"}, headers={"X-API-Key": self._api_key},
+            status, answer = await request(
+                self._session, "POST", self._url, "intake's contact lookup", data=orjson.dumps(body),
+                headers={"X-API-Key": self._api_key, "Content-Type": "application/json"},
             )  # fmt: skip
         except DeliveryError as exc:
             raise DeliveryError(f"contact lookup failed: {exc}", endpoint_fault=False) from None
-        if status == 404:
-            return None
         if status != 200:
             raise DeliveryError(
                 f"contact lookup answered HTTP {status}",
                 retryable=status >= 500 or status in (401, 403, 429),
                 endpoint_fault=False,
             )
-        data = orjson.loads(body)
-        if data.get("citizen_ref") not in (None, citizen_ref):
-            return None  # the vault holds someone else for this case now: better silent than wrong
-        return data.get("phone")
+        found = {contact["case_id"]: contact for contact in orjson.loads(answer)["contacts"]}
+        return [found.get(case_id) for case_id in case_ids]
 
 
 class FakeContactDirectory:

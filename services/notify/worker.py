@@ -17,10 +17,10 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from runtime.consumer import is_infrastructure_error
 from runtime.logging import mask_pii
 from runtime.outbox import enqueue
 from runtime.sql import custom_plans, local_settings
+from services.notify.batching import Batcher
 from services.notify.channels import DeliveryError, Outgoing, Sender
 from services.notify.contacts import ContactDirectory
 from services.notify.domain.directory import Directory
@@ -89,7 +90,7 @@ class DeliveryWorker:
         self._on_commit, self._clock, self._rng = on_commit, clock, rng or random.Random()
         self.breakers: dict[str, CircuitBreaker] = {}
         self._wake = asyncio.Event()
-        self._recorder = GroupCommit(self._write)
+        self._recorder: Batcher[_Outcome, None] = Batcher(self._write)
 
     def wake(self) -> None:
         self._wake.set()
@@ -254,7 +255,7 @@ class DeliveryWorker:
         state.update(changes)
         await self._recorder.submit(_Outcome(row.id, state, list(messages)))
 
-    async def _write(self, outcomes: list[_Outcome]) -> None:
+    async def _write(self, outcomes: list[_Outcome]) -> list[None]:
         """One transaction for every outcome that was waiting (group commit)."""
         async with self._engine.begin() as conn:
             async with custom_plans(conn):
@@ -266,6 +267,7 @@ class DeliveryWorker:
             recorded = set(result.scalars())
             await enqueue(conn, [m for o in outcomes if o.row_id in recorded for m in o.messages])
         self._on_commit()
+        return [None] * len(outcomes)
 
     def _encode(self, event, row, outcome: str) -> OutboundMessage:
         return encode_event(
@@ -298,9 +300,6 @@ class DeliveryWorker:
             value=orjson.dumps(record),
             type="gridline.notify.delivery-failed",
         )
-
-
-T = TypeVar("T")
 
 
 # The claim walks ``deliveries_due`` in order and stops once it has its rows, whatever the statistics say.
@@ -368,39 +367,6 @@ class _Outcome:
     row_id: str
     state: dict
     messages: list[OutboundMessage]
-
-
-class GroupCommit(Generic[T]):
-    """Items submitted while a write runs go together into the next write; each ``submit`` returns when
-    the write holding its item has finished (or raises what that write raised)."""
-
-    def __init__(self, write: Callable[[list[T]], Awaitable[None]]) -> None:
-        self._write = write
-        self._waiting: list[tuple[T, asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
-
-    async def submit(self, item: T) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-        await asyncio.shield(done)
-
-    async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                await self._write([item for item, _ in batch])
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
 
 
 # The columns an attempt changes; each outcome carries all of them.

@@ -516,6 +516,43 @@ async def test_personal_data_is_stored_encrypted_and_revealed_only_to_pii_read_w
     ]  # fmt: skip
 
 
+async def test_several_contacts_in_one_request_each_audited_and_the_unknown_listed_apart(intake):
+    orders = [hotline_order(31 + n, seed=3201 + n) for n in range(2)]
+    cases = [
+        (await intake.client.post("/v1/intake/hotline", json=o, headers=HOTLINE)).json()["case_id"]
+        for o in orders
+    ]
+    refs = [(await intake.events(case_id))[0].citizen.citizen_ref for case_id in cases]
+    officer = {"X-API-Key": "dev-pii-officer-key"}
+    asked = {
+        "case_ids": [cases[1], "ZQ-NONE", cases[0], cases[1]],
+        "purpose": "短信回访",
+        "fields": ["phone"],
+    }
+    refused = await intake.client.post(
+        "/v1/intake/contacts/reveal", json=asked, headers={"X-API-Key": "dev-operator-key"}
+    )
+    assert refused.status_code == 403
+    answer = await intake.client.post("/v1/intake/contacts/reveal", json=asked, headers=officer)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert [c | {"access_id": 0} for c in body["contacts"]] == [
+        {"case_id": cases[n], "citizen_ref": refs[n], "phone": "+86" + orders[n]["caller_phone"],
+         "name": None, "id_number": None, "description": None, "access_id": 0}
+        for n in (1, 0)
+    ]  # fmt: skip
+    assert body["not_found"] == ["ZQ-NONE"]
+    async with intake.runtime.engine.connect() as conn:
+        audit = (await conn.execute(sa.select(pii_access_log).order_by(pii_access_log.c.id))).all()
+    assert sorted((a.id, a.case_id, a.client_id, a.purpose, a.fields) for a in audit) == sorted(
+        (c["access_id"], c["case_id"], "operator-pii-officer", "短信回访", ["phone"])
+        for c in body["contacts"]
+    )  # one row per case revealed, none for the unknown one or the repeat
+    for wrong in ({**asked, "case_ids": []}, {**asked, "case_ids": ["ZQ1"] * 101}, {**asked, "fields": []}):
+        bad = await intake.client.post("/v1/intake/contacts/reveal", json=wrong, headers=officer)
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_withdrawing_twice_records_one_withdrawal_and_closes_the_case(intake):
     case_id = (
         await intake.client.post("/v1/intake/hotline", json=hotline_order(40, seed=3101), headers=HOTLINE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,28 +103,48 @@ async def test_a_gateway_failure_message_never_contains_the_phone_number():
     assert "13812341234" not in str(failure.value)
 
 
+PATH = "/v1/intake/contacts/reveal"
+
+
+def revealed(*contacts: tuple[str, str, str]) -> bytes:
+    """Intake's answer holding (case_id, citizen_ref, phone) for each case found."""
+    found = [{"case_id": c, "citizen_ref": r, "phone": p, "access_id": 7} for c, r, p in contacts]
+    return orjson.dumps({"contacts": found, "not_found": []})
+
+
 async def test_the_contact_adapter_asks_intake_for_the_phone_alone_with_its_key_and_a_purpose():
-    contact = orjson.dumps({"case_id": "ZQ1", "citizen_ref": "cz_1", "phone": "13812341234", "access_id": 7})
-    async with server(200, contact) as (base, seen, session):
-        contacts = IntakeContactDirectory(session, base, "/v1/intake/cases/{case_id}/contact", "key")
+    async with server(200, revealed(("ZQ1", "cz_1", "13812341234"))) as (base, seen, session):
+        contacts = IntakeContactDirectory(session, base, PATH, "key")
         assert await contacts.phone_for("ZQ1", "cz_1") == "13812341234"
-    assert (seen.method, seen.path) == ("GET", "/v1/intake/cases/ZQ1/contact")
-    assert seen.query == {"purpose": "notify-sms", "fields": "phone"} and seen.headers["X-API-Key"] == "key"
+    assert (seen.method, seen.path) == ("POST", PATH) and seen.headers["X-API-Key"] == "key"
+    assert orjson.loads(seen.body) == {"case_ids": ["ZQ1"], "purpose": "notify-sms", "fields": ["phone"]}
+
+
+async def test_lookups_made_while_one_is_answered_go_to_intake_together_and_each_gets_its_own_number():
+    answer = revealed(("ZQ2", "cz_2", "13900000002"), ("ZQ3", "cz_3", "13900000003"))
+    async with server(200, answer) as (base, seen, session):
+        contacts = IntakeContactDirectory(session, base, PATH, "key")
+        phones = await asyncio.gather(
+            contacts.phone_for("ZQ2", "cz_2"), contacts.phone_for("ZQ3", "cz_3"),
+            contacts.phone_for("ZQ4", "cz_4"), contacts.phone_for("ZQ2", "cz_2"),
+        )  # fmt: skip
+    assert phones == ["13900000002", "13900000003", None, "13900000002"]  # ZQ4: intake holds none
+    assert orjson.loads(seen.body)["case_ids"] == ["ZQ2", "ZQ3", "ZQ4"]  # one request, each case once
 
 
 async def test_a_phone_the_vault_holds_for_another_citizen_is_not_used():
-    contact = orjson.dumps({"case_id": "ZQ1", "citizen_ref": "cz_2", "phone": "13812341234", "access_id": 8})
-    async with server(200, contact) as (base, _, session):
-        contacts = IntakeContactDirectory(session, base, "/v1/intake/cases/{case_id}/contact", "key")
+    async with server(200, revealed(("ZQ1", "cz_2", "13812341234"))) as (base, _, session):
+        contacts = IntakeContactDirectory(session, base, PATH, "key")
         assert await contacts.phone_for("ZQ1", "cz_1") is None
 
 
 async def test_a_case_without_contact_data_means_no_number_and_an_intake_outage_means_try_later():
-    async with server(404) as (base, _, session):
-        contacts = IntakeContactDirectory(session, base, "/c/{case_id}", "key")
+    nothing = orjson.dumps({"contacts": [], "not_found": ["ZQ1"]})
+    async with server(200, nothing) as (base, _, session):
+        contacts = IntakeContactDirectory(session, base, PATH, "key")
         assert await contacts.phone_for("ZQ1", "cz_1") is None
     async with server(503) as (base, _, session):
-        contacts = IntakeContactDirectory(session, base, "/c/{case_id}", "key")
+        contacts = IntakeContactDirectory(session, base, PATH, "key")
         with pytest.raises(DeliveryError) as failure:
             await contacts.phone_for("ZQ1", "cz_1")
     assert failure.value.retryable and not failure.value.endpoint_fault
