@@ -504,7 +504,7 @@ class Bench:
         deliveries_after = await _pgstat.deliveries(self.system.postgres_url, notify_db)
         drain = None
         if not self.args.no_notify_drain and wall and len(projected) == len(cases):
-            drain = await self.drain_notifications(notify_db, wall_started, len(cases))
+            drain = await self.drain_notifications(notify_db, deliveries_after, wall_started, len(cases))
         return {
             "cases": count,
             "concurrency": concurrency,
@@ -540,13 +540,15 @@ class Bench:
             "notify_drain": drain,
         }
 
-    async def drain_notifications(self, database: str, wall_started: float, cases: int) -> dict:
+    async def drain_notifications(
+        self, database: str, before: dict[str, float], wall_started: float, cases: int
+    ) -> dict:
         """After the last case is projected: wait until notify has sent every message due (held ones
         aside) and measure that stretch, when the rest of the system is idle. "End to end" then means told,
         not only visible (a 20,000-case replay left ~17,000 messages due when its last case was projected).
-        Gives up when the count of messages still to send has not moved for 60 s."""
+        Gives up when the count of messages still to send has not moved for 60 s. ``before``: the
+        deliveries as the replay left them (``_pgstat.deliveries``, read once for both)."""
         url = self.system.postgres_url
-        before = await _pgstat.deliveries(url, database)
         sessions = await _pgstat.reset(url)
         began, cpu0 = time.monotonic(), self.sampler.cpu_seconds()
         db = await asyncpg.connect(f"{url}/{database}")  # one connection for every poll
