@@ -34,7 +34,7 @@ from runtime.db import asyncpg_dsn, outbox
 from runtime.outbox import OutboxRelay
 from runtime.service import ServiceRuntime
 from services.intake import appeals as feeds
-from services.intake import consumer, handlers, recording
+from services.intake import citizen, consumer, handlers, recording
 from services.intake.bootstrap import MIGRATIONS, build_app
 from services.intake.config import IntakeSettings
 from services.intake.schemas import HotlineOrderCreate
@@ -461,6 +461,39 @@ async def test_the_nearby_search_probes_each_map_cell_on_the_index_whatever_the_
     walk(orjson.loads(plan)[0]["Plan"])
     assert scans, "the nearby search does not use appeals_nearby"
     assert all("100000" in scan["Index Cond"] and "received_at" in scan["Index Cond"] for scan in scans)
+
+
+async def test_the_contact_reveal_reads_the_vault_by_key_with_a_plan_made_on_a_small_vault(intake):
+    """A fresh district's vault holds a handful of rows when notify's first lookups come, and asyncpg's
+    prepared statement may keep the generic plan made then: that plan reads each case by the vault's
+    primary key. (Written ``case_id = ANY($1)``, it was a sequential scan, which went on reading the whole
+    vault: 4.7 ms a request after a 20,000-case replay.)"""
+    for n in range(5):
+        order = hotline_order(40 + n, seed=3200 + n)
+        response = await intake.client.post("/v1/intake/hotline", json=order, headers=HOTLINE)
+        assert response.status_code == 201
+    db = await asyncpg.connect(
+        asyncpg_dsn(intake.settings.database_url),
+        server_settings={"jit": "off", "plan_cache_mode": "force_generic_plan"},
+    )
+    try:  # the plan of a prepared statement, as asyncpg's; EXPLAIN with parameters would plan their values
+        await db.execute(f"PREPARE reveal(text[], text, text, text[]) AS {citizen._REVEAL}")
+        arguments = "ARRAY['ZQ1', 'ZQ2'], 'notify-service', 'sms', ARRAY['phone']"
+        plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE reveal({arguments})")
+    finally:
+        await db.close()
+    scans: list[dict] = []
+
+    def walk(node: dict) -> None:
+        if node.get("Relation Name") == "pii_vault":
+            scans.append(node)
+        for child in node.get("Plans", ()):
+            walk(child)
+
+    walk(orjson.loads(plan)[0]["Plan"])
+    assert [(scan["Node Type"], scan.get("Index Name")) for scan in scans] == [
+        ("Index Scan", "pii_vault_pkey")
+    ]
 
 
 async def test_personal_data_is_stored_encrypted_and_revealed_only_to_pii_read_with_an_audit_row(intake):
