@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import get_args
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from runtime.problems import Problem
+from runtime.sql import custom_plans
 from services.intake import domain
 from services.intake.handlers import Intake
 from services.intake.normalise import mask_numbers_in_text, normalise_optional
@@ -162,16 +164,18 @@ async def rate(
 
 CONTACT_FIELDS: tuple[str, ...] = get_args(ContactField)
 
-# One statement, no transaction of its own: read the requested fields' ciphertexts of the cases asked for
-# and log each case's access (only the fields the vault holds and the caller asked for). An SMS needs the
-# phone alone: notify asks for that and nothing else (PIPL's minimum necessary); a reveal was ~13 % of
-# intake's CPU under bench/e2e as three statements in a transaction (py-spy, 2026-11-29).
+# One statement: read the requested fields' ciphertexts of the cases asked for and log each case's access
+# (only the fields the vault holds and the caller asked for). An SMS needs the phone alone: notify asks for
+# that and nothing else (PIPL's minimum necessary); a reveal was ~13 % of intake's CPU under bench/e2e as
+# three statements in a transaction (py-spy, 2026-11-29).
 # The vault is read case by case on its primary key (LATERAL ... LIMIT 1, which PostgreSQL cannot fold into
-# a join): written ``case_id = ANY($1)``, the generic plan asyncpg's prepared statement settles on after
-# five runs, when made on a fresh district's near-empty vault, read the whole vault on every call. In a
-# 20,000-case replay's drain that was 4.7 ms a request, 0.33 ms of PostgreSQL a message sent and over half
-# of its execution time (pg_stat_statements, 2026-11-30). By key: 0.20-0.23 ms a request of 7 cases from a
-# 30,000-case vault, whichever plan is cached (as ANY with a plan made after an ANALYZE: 0.17).
+# a join), planned for each call (``_revealed``). Written ``case_id = ANY($1)`` and left to asyncpg's
+# prepared statement, the generic plan PostgreSQL settles on after five runs, made on a fresh district's
+# near-empty vault, read the whole vault on every call: in a 20,000-case replay's drain 4.7 ms a request,
+# 0.33 ms of PostgreSQL a message sent and over half of its execution time (pg_stat_statements,
+# 2026-11-30). The LATERAL form's generic plan reads by key on a vault never analysed, but one made
+# after an ANALYZE of a few hundred rows scans the vault once per case (EXPLAIN, 5-300 rows): hence a
+# plan for each call, which reads the vault's current size.
 _REVEAL = """
 WITH vault AS (
     SELECT v.* FROM unnest($1::text[]) AS k(case_id)
@@ -204,7 +208,8 @@ async def reveal_contact(
     """Decrypt the requested ``fields`` of one case's personal data for an authorised operator, recording
     the access in the same statement."""
     async with intake.recording.acquire() as db:
-        row = await db.fetchrow(_REVEAL, [case_id], client_id, purpose, list(fields))
+        rows = await _revealed(db, [case_id], client_id, purpose, fields)
+        row = rows[0] if rows else None
         if row is None:
             known = await db.fetchval("SELECT EXISTS (SELECT FROM appeals WHERE case_id = $1)", case_id)
     if row is None:
@@ -220,12 +225,21 @@ async def reveal_contacts(
     those holding no personal data (or unknown) apart."""
     wanted = list(dict.fromkeys(case_ids))
     async with intake.recording.acquire() as db:
-        rows = await db.fetch(_REVEAL, wanted, client_id, purpose, list(fields))
+        rows = await _revealed(db, wanted, client_id, purpose, fields)
     found = {row["case_id"]: row for row in rows}
     return {
         "contacts": [_clear(intake, found[case_id]) for case_id in wanted if case_id in found],
         "not_found": [case_id for case_id in wanted if case_id not in found],
     }
+
+
+async def _revealed(
+    db: asyncpg.Connection, case_ids: list[str], client_id: str, purpose: str, fields: Sequence[str]
+) -> list[asyncpg.Record]:
+    """``_REVEAL``'s rows, planned for these cases and the vault's current size (a transaction of its own
+    for the setting)."""
+    async with db.transaction(), custom_plans(db):
+        return await db.fetch(_REVEAL, case_ids, client_id, purpose, list(fields))
 
 
 def _clear(intake: Intake, row) -> dict:
