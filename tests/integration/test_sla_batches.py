@@ -212,3 +212,52 @@ async def test_firing_prepared_timers_finds_each_by_its_key_even_with_an_overdue
         assert "sla_timers_pending" not in plan and "sla_timers_pkey" in plan, plan
         rows = await store.fire_these(conn, now, ids)
     assert sorted(r.id for r in rows) == sorted(ids)
+
+
+async def test_a_batch_reads_its_cases_and_clocks_by_key_on_a_large_table_with_no_statistics(infrastructure):
+    """A fresh district's first minutes: 20,000 cases' clocks and no ANALYZE yet. The batch's reads, planned
+    as ClockBook.open plans them, probe the primary keys case by case; as ``case_id IN (…)`` the planner
+    took each case for 0.5 % of the rows and read the whole table for a batch of 63 cases."""
+    from runtime.sql import custom_plans
+    from services.sla.book import _LOCK_CASES, _READ_CLOCKS
+    from tests.integration.conftest import migrated_engine
+
+    engine = await migrated_engine(infrastructure, "sla")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE sla_cases SET (autovacuum_enabled = false)"))
+            await conn.execute(sa.text("ALTER TABLE sla_deadlines SET (autovacuum_enabled = false)"))
+            await conn.execute(
+                sa.text("INSERT INTO sla_cases (case_id) SELECT 'ZQ' || g FROM generate_series(1, 20000) g")
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO sla_deadlines (case_id, stage, generation, policy_id, policy_version, clock,"
+                    " amount, started_at, due_at, state, provisional, calendar_basis)"
+                    " SELECT 'ZQ' || g, stage, 0, 'p', 1, 'working_days', 1, now(), now(), 'running', false,"
+                    " 'cn' FROM generate_series(1, 20000) g, unnest(ARRAY['accept', 'handle', 'reply']) stage"
+                )
+            )
+        batch = sorted(f"ZQ{n}" for n in range(1000, 1063))
+        scans: list[str] = []  # sequential scans, and the indexes probed (directly or for a bitmap)
+
+        def walk(node: dict) -> None:
+            if node["Node Type"] == "Seq Scan":
+                scans.append(f"Seq Scan on {node['Relation Name']}")
+            if "Index Name" in node:
+                scans.append(node["Index Name"])
+            for child in node.get("Plans", ()):
+                walk(child)
+
+        async with engine.begin() as conn, custom_plans(conn):
+            db = (await conn.get_raw_connection()).driver_connection
+            for statement in (_LOCK_CASES, _READ_CLOCKS):
+                compiled = statement.compile(dialect=engine.dialect)
+                params = compiled.params | {"case_ids": batch}
+                plan = await db.fetchval(
+                    f"EXPLAIN (FORMAT JSON) {compiled}", *(params[name] for name in compiled.positiontup)
+                )
+                walk(plan[0]["Plan"])  # json, decoded by the engine's codec
+        assert scans == ["sla_cases_pkey", "sla_deadlines_pkey"]
+    finally:
+        await engine.dispose()
