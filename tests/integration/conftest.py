@@ -7,6 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -55,3 +56,13 @@ async def producer(infrastructure) -> AsyncIterator[AIOKafkaProducer]:
     await client.start()
     yield client
     await client.stop()
+
+
+def plan_nodes(plan: list | str | bytes) -> list[dict]:
+    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan (as text, or decoded), depth first."""
+    nodes, todo = [], [(orjson.loads(plan) if isinstance(plan, str | bytes) else plan)[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo.extend(reversed(node.get("Plans", ())))
+    return nodes

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-import orjson
 import pytest
 import sqlalchemy as sa
 from opentelemetry import context as otel_context
@@ -39,6 +38,7 @@ from services.intake.bootstrap import MIGRATIONS, build_app
 from services.intake.config import IntakeSettings
 from services.intake.schemas import HotlineOrderCreate
 from services.intake.tables import appeals, pii_access_log, pii_vault
+from tests.integration.conftest import plan_nodes
 
 pytestmark = pytest.mark.integration
 _names = itertools.count(1)
@@ -450,15 +450,7 @@ async def test_the_nearby_search_probes_each_map_cell_on_the_index_whatever_the_
             plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) {recording._EARLIER}", *batch)
     finally:
         await db.close()
-    scans: list[dict] = []
-
-    def walk(node: dict) -> None:
-        if node.get("Index Name") == "appeals_nearby":
-            scans.append(node)
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(orjson.loads(plan)[0]["Plan"])
+    scans = [node for node in plan_nodes(plan) if node.get("Index Name") == "appeals_nearby"]
     assert scans, "the nearby search does not use appeals_nearby"
     assert all("100000" in scan["Index Cond"] and "received_at" in scan["Index Cond"] for scan in scans)
 
@@ -482,18 +474,12 @@ async def test_the_contact_reveal_reads_the_vault_by_key_with_a_plan_made_on_a_s
         plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE reveal({arguments})")
     finally:
         await db.close()
-    scans: list[dict] = []
-
-    def walk(node: dict) -> None:
-        if node.get("Relation Name") == "pii_vault":
-            scans.append(node)
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(orjson.loads(plan)[0]["Plan"])
-    assert [(scan["Node Type"], scan.get("Index Name")) for scan in scans] == [
-        ("Index Scan", "pii_vault_pkey")
+    scans = [
+        (n["Node Type"], n.get("Index Name"))
+        for n in plan_nodes(plan)
+        if n.get("Relation Name") == "pii_vault"
     ]
+    assert scans == [("Index Scan", "pii_vault_pkey")]
 
 
 async def test_personal_data_is_stored_encrypted_and_revealed_only_to_pii_read_with_an_audit_row(intake):

@@ -220,7 +220,7 @@ async def test_a_batch_reads_its_cases_and_clocks_by_key_on_a_large_table_with_n
     took each case for 0.5 % of the rows and read the whole table for a batch of 63 cases."""
     from runtime.sql import custom_plans
     from services.sla.book import _LOCK_CASES, _READ_CLOCKS
-    from tests.integration.conftest import migrated_engine
+    from tests.integration.conftest import migrated_engine, plan_nodes
 
     engine = await migrated_engine(infrastructure, "sla")
     try:
@@ -241,14 +241,6 @@ async def test_a_batch_reads_its_cases_and_clocks_by_key_on_a_large_table_with_n
         batch = sorted(f"ZQ{n}" for n in range(1000, 1063))
         scans: list[str] = []  # sequential scans, and the indexes probed (directly or for a bitmap)
 
-        def walk(node: dict) -> None:
-            if node["Node Type"] == "Seq Scan":
-                scans.append(f"Seq Scan on {node['Relation Name']}")
-            if "Index Name" in node:
-                scans.append(node["Index Name"])
-            for child in node.get("Plans", ()):
-                walk(child)
-
         async with engine.begin() as conn, custom_plans(conn):
             db = (await conn.get_raw_connection()).driver_connection
             for statement in (_LOCK_CASES, _READ_CLOCKS):
@@ -257,7 +249,11 @@ async def test_a_batch_reads_its_cases_and_clocks_by_key_on_a_large_table_with_n
                 plan = await db.fetchval(
                     f"EXPLAIN (FORMAT JSON) {compiled}", *(params[name] for name in compiled.positiontup)
                 )
-                walk(plan[0]["Plan"])  # json, decoded by the engine's codec
+                for node in plan_nodes(plan):  # json, decoded by the engine's codec
+                    if node["Node Type"] == "Seq Scan":
+                        scans.append(f"Seq Scan on {node['Relation Name']}")
+                    if "Index Name" in node:
+                        scans.append(node["Index Name"])
         assert scans == ["sla_cases_pkey", "sla_deadlines_pkey"]
     finally:
         await engine.dispose()
