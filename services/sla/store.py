@@ -110,12 +110,26 @@ async def schedule_many(conn: AsyncConnection, new: Sequence[NewTimer]) -> int:
 # cancelled_at IS NULL``, the condition matched the partial index ``sla_timers_pending``: on a table not
 # yet analysed (a fresh database, the first minutes of bench/e2e) the planner took that index for one row
 # and read every pending timer, filtering on the case: 26 ms a call at 100 cases/s, 30 % of a core. The
-# coalesce says the same but implies no partial index's predicate; ``case_id = ANY`` is the index
-# condition.
+# coalesce says the same but implies no partial index's predicate. The timers are found case by case
+# (LATERAL, runtime.sql.rows_by_key says why) and updated by id: as ``case_id = ANY($1)`` joined to the
+# list, a batch of ~40 cases on a table not yet analysed took each case for 0.5 % of the rows and scanned
+# every timer (89 calls, ~1 s of PostgreSQL in a 20,000-case replay's first 75 s, auto_explain). The join
+# to the list again picks each timer's cancellation time; the pending condition is there again for a timer
+# fired by a concurrent transaction meanwhile (PostgreSQL re-checks the outer conditions on the row it
+# waited for).
 _CANCEL = """
 UPDATE sla_timers t SET cancelled_at = c.at
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS c(case_id, stage, at)
-WHERE t.case_id = ANY($1::text[]) AND t.case_id = c.case_id AND (c.stage IS NULL OR t.stage = c.stage)
+WHERE t.id = ANY(ARRAY(
+        SELECT found.id FROM unnest($1::text[], $2::text[]) AS k(case_id, stage)
+        CROSS JOIN LATERAL (
+            SELECT id FROM sla_timers
+            WHERE case_id = k.case_id AND (k.stage IS NULL OR stage = k.stage)
+              AND coalesce(fired_at, cancelled_at) IS NULL
+            OFFSET 0
+        ) found
+    ))
+  AND t.case_id = c.case_id AND (c.stage IS NULL OR t.stage = c.stage)
   AND coalesce(t.fired_at, t.cancelled_at) IS NULL
 """
 

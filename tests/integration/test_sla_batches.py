@@ -13,9 +13,12 @@ from contracts.envelope import decode_message, encode_event
 from contracts.events import CaseEvent
 from runtime.consumer import Delivery, apply_in_unit
 from runtime.db import outbox
+from runtime.sql import custom_plans
 from services.sla import consumer, store
+from services.sla.book import _LOCK_CASES, _READ_CLOCKS
 from services.sla.tables import cases, deadlines, timers
 from tests import factories
+from tests.integration.conftest import migrated_engine, plan_nodes
 from tests.integration.test_sla_clocks import MONDAY, Sla, new_sla, sla  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -218,10 +221,6 @@ async def test_a_batch_reads_its_cases_and_clocks_by_key_on_a_large_table_with_n
     """A fresh district's first minutes: 20,000 cases' clocks and no ANALYZE yet. The batch's reads, planned
     as ClockBook.open plans them, probe the primary keys case by case; as ``case_id IN (…)`` the planner
     took each case for 0.5 % of the rows and read the whole table for a batch of 63 cases."""
-    from runtime.sql import custom_plans
-    from services.sla.book import _LOCK_CASES, _READ_CLOCKS
-    from tests.integration.conftest import migrated_engine, plan_nodes
-
     engine = await migrated_engine(infrastructure, "sla")
     try:
         async with engine.begin() as conn:
@@ -257,3 +256,33 @@ async def test_a_batch_reads_its_cases_and_clocks_by_key_on_a_large_table_with_n
         assert scans == ["sla_cases_pkey", "sla_deadlines_pkey"]
     finally:
         await engine.dispose()
+
+
+async def test_cancelling_a_batch_finds_the_timers_case_by_case_on_a_large_table_with_no_statistics(
+    sla: Sla,  # noqa: F811 - the fixture
+) -> None:
+    """60,000 timers never analysed and a batch cancelling 40 cases' timers (half of them one stage only):
+    the timers are found on ``sla_timers_once`` case by case and updated by id, never by a scan of every
+    timer (as ``case_id = ANY`` joined to the list, the planner took each case for 0.5 % of the rows)."""
+    async with sla.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE sla_timers SET (autovacuum_enabled = false)")
+        await conn.exec_driver_sql(
+            "INSERT INTO sla_timers (case_id, stage, kind, generation, due_at, deadline_due_at)"
+            " SELECT 'ZQ' || g, stage, 'red', 1, now() + interval '1 day', now() + interval '1 day'"
+            " FROM generate_series(1, 20000) g, unnest(ARRAY['sign_for', 'handle', 'reply']) stage"
+        )
+        which = [(f"ZQ{n}", "reply" if n % 2 else None, MONDAY) for n in range(1000, 1040)]
+        columns = ([c for c, _, _ in which], [s for _, s, _ in which], [at for _, _, at in which])
+        async with custom_plans(conn):  # as cancel_timers_of plans it
+            plan = (
+                await conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + store._CANCEL, columns)
+            ).scalar_one()
+        nodes = plan_nodes(plan)
+        scans = {n["Index Name"] for n in nodes if "Index Name" in n}
+        scans |= {f"Seq Scan on {n['Relation Name']}" for n in nodes if n["Node Type"] == "Seq Scan"}
+        assert scans == {"sla_timers_once", "sla_timers_pkey"}, scans
+        cancelled = await store.cancel_timers_of(conn, which)
+        left = "SELECT count(*) FROM sla_timers WHERE cancelled_at IS NULL AND case_id = ANY($1::text[])"
+        pending_left = (await conn.exec_driver_sql(left, (columns[0],))).scalar_one()
+    assert cancelled == 20 * 3 + 20 * 1  # every stage of the 20 even cases, the reply of the 20 odd ones
+    assert pending_left == 20 * 2
