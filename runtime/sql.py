@@ -156,20 +156,22 @@ def do_update(keys: Sequence[str], columns: Sequence[str], **also: str) -> str:
 
 
 @asynccontextmanager
-async def local_settings(conn: Any, **settings: str) -> AsyncIterator[None]:
+async def local_settings(conn: Any, *, to_commit: bool = False, **settings: str) -> AsyncIterator[None]:
     """PostgreSQL ``settings`` for the statements run inside (SET LOCAL), back to their defaults after.
 
     ``conn``: a SQLAlchemy AsyncConnection or an asyncpg connection, in a transaction (SET LOCAL ends with
-    it; after an error the rollback resets them, so nothing is run then)."""
+    it; after an error the rollback resets them, so nothing is run then). ``to_commit``: the block is the
+    rest of its transaction, whose end resets them: no round trip to reset them first."""
     run = conn.exec_driver_sql if hasattr(conn, "exec_driver_sql") else conn.execute
     for name, value in settings.items():
         await run(f"SET LOCAL {name} = {value}")
     yield
-    for name in settings:
-        await run(f"SET LOCAL {name} TO DEFAULT")
+    if not to_commit:
+        for name in settings:
+            await run(f"SET LOCAL {name} TO DEFAULT")
 
 
-def custom_plans(conn: Any) -> AbstractAsyncContextManager[None]:
+def custom_plans(conn: Any, *, to_commit: bool = False) -> AbstractAsyncContextManager[None]:
     """Statements run inside are planned for their values and the tables' current size, every time.
 
     asyncpg prepares every statement; after five executions PostgreSQL may keep a generic plan, costed
@@ -178,5 +180,5 @@ def custom_plans(conn: Any) -> AbstractAsyncContextManager[None]:
     ANALYZE, and a plan made for a table of one row (a sequential scan, a hash of every row) goes on
     reading every row: 10–60 ms a call at a few thousand rows (auto_explain, 2026-11-28). A custom plan
     reads the table's size at planning; it costs ~0.1–0.4 ms, so only the statements whose plan depends
-    on a growing table's size use it."""
-    return local_settings(conn, plan_cache_mode="force_custom_plan")
+    on a growing table's size use it. ``to_commit``: as for ``local_settings``."""
+    return local_settings(conn, to_commit=to_commit, plan_cache_mode="force_custom_plan")

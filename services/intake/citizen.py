@@ -238,7 +238,7 @@ async def _revealed(
 ) -> list[asyncpg.Record]:
     """``_REVEAL``'s rows, planned for these cases and the vault's current size (a transaction of its own
     for the setting)."""
-    async with db.transaction(), custom_plans(db):
+    async with db.transaction(), custom_plans(db, to_commit=True):
         return await db.fetch(_REVEAL, case_ids, client_id, purpose, list(fields))
 
 

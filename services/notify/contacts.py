@@ -35,10 +35,9 @@ class IntakeContactDirectory:
 
     async def phone_for(self, case_id: str, citizen_ref: str) -> str | None:
         contact = await self._lookups.submit(case_id)
+        # None held, or the vault holds someone else for this case now: better silent than wrong.
         if contact is None or contact.get("citizen_ref") not in (None, citizen_ref):
-            return (
-                None  # none held, or the vault holds someone else for this case now: better silent than wrong
-            )
+            return None
         return contact.get("phone")
 
     async def _reveal(self, case_ids: list[str]) -> list[dict | None]:

@@ -134,7 +134,7 @@ class DeliveryWorker:
     async def claim(self, limit: int) -> list:
         """Lease up to ``limit`` due rows to this worker."""
         now = self._clock()
-        async with self._engine.begin() as conn, local_settings(conn, **CLAIM_SETTINGS):
+        async with self._engine.begin() as conn, local_settings(conn, to_commit=True, **CLAIM_SETTINGS):
             result = await conn.execute(CLAIM, claim_parameters(now, now + self.policy.lease, limit))
             return sorted(result.all(), key=lambda r: r.seq)
 

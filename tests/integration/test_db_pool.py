@@ -243,6 +243,12 @@ async def test_statements_inside_custom_plans_are_planned_for_their_values_every
                     await conn.exec_driver_sql("SHOW plan_cache_mode")
                 ).scalar_one() == "force_custom_plan"
             assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one() == "auto"
+        async with engine.begin() as conn:  # to_commit: the transaction's end resets it, not the block's
+            async with custom_plans(conn, to_commit=True):
+                pass
+            assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one() == "auto"
     finally:
         await engine.dispose()
 
